@@ -1,0 +1,149 @@
+"""The application server: `python -m filejsonpytorch.apply MODELPREFIX [--metafile M] [--cuda B]`.
+
+The GATE host writes one JSON request per line on our stdin (an instance's feature
+values, or a sequence of them) and reads exactly one JSON response line from our stdout.
+stdout is therefore taken over before anything else is imported: the real stdout is kept
+for protocol lines only, and both `sys.stdout` and file descriptor 1 are pointed at stderr,
+so a print or a library warning (even from C code) can never desynchronise the host.
+"""
+
+import json
+import os
+import sys
+
+
+def protect_stdout():
+    """-> a text stream on the real stdout; everything else written to stdout goes to stderr."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", newline="\n")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return protocol
+
+
+def main(argv=None):
+    protocol = protect_stdout()
+    from .config import apply_parser
+    from .logs import run_main, setup_logging
+
+    def work():
+        args = apply_parser().parse_args(argv)
+        setup_logging(args.debug)
+        server = Server.load(args.modelprefix, args.cuda)
+        return server.serve(sys.stdin.buffer, protocol)
+
+    return run_main(work, argv)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+class Server:
+    """A loaded model and everything prepared for answering requests fast."""
+
+    def __init__(self, schema, encoder, network, device):
+        import torch
+
+        from .batches import request_batch
+
+        self.torch = torch
+        self.request_batch = request_batch
+        self.schema = schema
+        self.encoder = encoder
+        self.network = network
+        self.device = device
+        self.labels = schema.labels
+        self.labels_json = json.dumps(schema.labels)
+        self.is_sequence = schema.is_sequence
+        self.regression = schema.target_kind == "numeric"
+
+    @classmethod
+    def load(cls, prefix, cuda=False):
+        import torch
+
+        from . import lfdata, model_io
+        from .errors import EnvironmentProblem
+
+        if cuda and not torch.cuda.is_available():
+            raise EnvironmentProblem("--cuda true: no usable CUDA GPU found")
+        device = torch.device("cuda" if cuda else "cpu")
+        if device.type == "cpu":
+            torch.set_num_threads(1)
+        _, schema, vocabs, network = model_io.load_network(prefix, device)
+        return cls(schema, lfdata.Encoder(schema, vocabs), network, device)
+
+    def serve(self, requests, protocol):
+        with self.torch.inference_mode():
+            for raw in requests:
+                line = raw.strip()
+                if line == b"STOP":
+                    break
+                protocol.write(self.answer(line))
+                protocol.write("\n")
+                protocol.flush()
+        return 0
+
+    def answer(self, line):
+        try:
+            request = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+            return self.predict(request)
+        except UnicodeDecodeError:
+            return error_response("the request is not valid UTF-8")
+        except RecursionError:
+            return error_response("the request is nested too deeply")
+        except ValueError as e:
+            if not line:
+                return error_response("empty request line")
+            return error_response(str(e) if not isinstance(e, json.JSONDecodeError) else f"not valid JSON ({e})")
+
+    def predict(self, request):
+        encoded = self.encode(request)
+        batch = self.request_batch(encoded, self.is_sequence)
+        if self.device.type != "cpu":
+            from .batches import to_device
+            batch = to_device(batch, self.device)
+        scores = self.network(batch)
+        predicted, probabilities = self.network.predict(scores, batch)
+        if self.regression:
+            value = float(predicted[0]) * self.schema.target_std + self.schema.target_mean
+            return json.dumps({"status": "ok", "output": value})
+        if self.is_sequence:
+            return self.sequence_response(predicted[0], probabilities[0])
+        return self.class_response(int(predicted[0]), probabilities[0])
+
+    def encode(self, request):
+        if not self.is_sequence:
+            return self.encoder.encode(request)
+        if not isinstance(request, list) or not request:
+            raise ValueError("expected a sequence: a non-empty list of element feature lists")
+        encoded = []
+        for position, element in enumerate(request):
+            if not isinstance(element, list):
+                raise ValueError(f"element {position}: expected a list of feature values (this model tags sequences)")
+            try:
+                encoded.append(self.encoder.encode(element))
+            except ValueError as e:
+                raise ValueError(f"element {position}: {e}") from None
+        return encoded
+
+    def class_response(self, index, probabilities):
+        dist = probabilities.double().tolist()
+        return ('{"status":"ok","output":%s,"conf":%r,"dist":%s,"labels":%s}'
+                % (json.dumps(self.labels[index]), dist[index], json.dumps(dist), self.labels_json))
+
+    def sequence_response(self, indices, probabilities):
+        dist = probabilities.double().tolist()
+        indices = indices.tolist()
+        output = [self.labels[i] for i in indices]
+        conf = [d[i] for d, i in zip(dist, indices)]
+        return ('{"status":"ok","output":%s,"conf":%s,"dist":%s,"labels":%s}'
+                % (json.dumps(output), json.dumps(conf), json.dumps(dist), self.labels_json))
+
+
+def error_response(message):
+    return json.dumps({"status": "error", "error": message})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Building the network from the feature metadata.
+
+`default_architecture` applies our heuristics to the schema and vocabularies and returns
+the architecture as a plain JSON-able dict; `build_network` turns such a dict into a
+module. The dict is printed, written to the training log and stored in the model, and a
+user can edit a copy and pass it back with `--arch FILE`.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import ModelError, UsageError
+from .modules.base import LFModule
+
+DEFAULT_MODULE = {"classification": "mlp", "regression": "mlp", "sequence": "bilstm_tagger"}
+TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 0.25, "grad_clip": 5.0}
+ONEHOT_MAX_VALUES = 20
+MAX_AUTO_DIMS = 100
+
+
+def task_of(schema):
+    if schema.is_sequence:
+        return "sequence"
+    return "regression" if schema.target_kind == "numeric" else "classification"
+
+
+def auto_dims(vocab_size):
+    """Embedding size grows sub-linearly with the vocabulary (about 1.6 * V^0.56)."""
+    return int(min(MAX_AUTO_DIMS, max(4, round(1.6 * vocab_size ** 0.56))))
+
+
+def embedding_spec(vocab):
+    settings = vocab.settings
+    train = settings.train or ("onehot" if len(vocab) <= ONEHOT_MAX_VALUES and not settings.dims else "yes")
+    dims = len(vocab) if train == "onehot" else settings.dims or auto_dims(len(vocab))
+    return {"vocab_size": len(vocab), "dims": dims, "train": train}
+
+
+def list_spec(feature, ngram_layer):
+    if ngram_layer == "lstm":
+        return {"emb": feature.emb_id, "layer": "lstm", "hidden": 100}
+    return {"emb": feature.emb_id, "layer": "cnn", "widths": [3, 4, 5], "channels": 100}
+
+
+def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
+    task = task_of(schema)
+    module = module or DEFAULT_MODULE[task]
+    module_class = find_module(module)
+    check_task(module_class, module, task)
+    used = {f.emb_id for f in schema.nominal + schema.lists}
+    return {
+        "module": module,
+        "task": task,
+        "n_outputs": len(schema.labels) if schema.labels else 1,
+        "embeddings": {k: embedding_spec(v) for k, v in vocabs.items() if k in used},
+        "nominal": [f.emb_id for f in schema.nominal],
+        "numeric": len(schema.numeric),
+        "lists": [list_spec(f, ngram_layer) for f in schema.lists],
+        "hparams": dict(module_class.hparams),
+        "training": dict(TRAINING_DEFAULTS),
+    }
+
+
+def check_task(module_class, name, task):
+    tasks = getattr(module_class, "tasks", None)
+    if tasks and task not in tasks:
+        raise UsageError(f"module {name!r} is for {', '.join(sorted(tasks))}, but this data is {task}")
+
+
+def read_arch_file(path, default):
+    """A user-edited architecture: it must fit the data (same inputs and outputs)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            arch = json.load(f)
+    except OSError as e:
+        raise UsageError(f"--arch {path}: cannot read it ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--arch {path}: not valid JSON ({e})") from None
+    for key in ("task", "n_outputs", "nominal", "numeric"):
+        if arch.get(key, default[key]) != default[key]:
+            raise UsageError(f"--arch {path}: {key!r} is {arch[key]!r} but this data needs {default[key]!r}")
+    for emb_id, spec in arch.get("embeddings", {}).items():
+        if emb_id in default["embeddings"] and spec.get("vocab_size") != default["embeddings"][emb_id]["vocab_size"]:
+            raise UsageError(f"--arch {path}: embedding {emb_id!r} must keep vocab_size {default['embeddings'][emb_id]['vocab_size']}")
+    merged = {**default, **arch}
+    merged["hparams"] = {**default["hparams"], **arch.get("hparams", {})}
+    merged["training"] = {**default["training"], **arch.get("training", {})}
+    check_task(find_module(merged["module"]), merged["module"], merged["task"])
+    return merged
+
+
+def module_search_path():
+    """User modules: `$WRAPPER_HOME/modules/NAME.py` first, then the package's own."""
+    paths = []
+    if os.environ.get("WRAPPER_HOME"):
+        paths.append(Path(os.environ["WRAPPER_HOME"]) / "modules")
+    paths.append(Path(__file__).parent / "modules")
+    return paths
+
+
+def find_module(name):
+    """The LFModule subclass defined in modules/NAME.py."""
+    if not name.isidentifier():
+        raise UsageError(f"--module {name!r}: a module name is a Python file name without .py")
+    for directory in module_search_path():
+        path = directory / f"{name}.py"
+        if path.is_file():
+            return _module_class(_import_file(name, path), name, path)
+    available = sorted({p.stem for d in module_search_path() if d.is_dir() for p in d.glob("*.py")
+                        if not p.stem.startswith("_") and p.stem not in ("base", "encoder", "crf", "template")})
+    raise ModelError(f"module {name!r} not found in {', '.join(map(str, module_search_path()))}; "
+                     f"available: {', '.join(available)}")
+
+
+def _import_file(name, path):
+    package = "filejsonpytorch.modules"
+    if path.parent == Path(__file__).parent / "modules":
+        return importlib.import_module(f"{package}.{name}")
+    spec = importlib.util.spec_from_file_location(f"{package}.user_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise ModelError(f"{path}: the module could not be loaded: {type(e).__name__}: {e}") from e
+    return module
+
+
+def _module_class(module, name, path):
+    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+               if issubclass(c, LFModule) and c is not LFModule and c.__module__ == module.__name__]
+    if len(classes) != 1:
+        raise ModelError(f"{path}: expected one LFModule subclass, found {len(classes)}")
+    return classes[0]
+
+
+def build_network(arch):
+    return find_module(arch["module"])(arch)
+
+
+def describe(arch, network=None):
+    """The architecture as readable JSON, with the parameter count when a network is given."""
+    text = json.dumps(arch, indent=2, ensure_ascii=False)
+    if network is not None:
+        trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in network.parameters())
+        text += f"\n{network}\nparameters: {total:,} ({trainable:,} trainable)"
+    return text

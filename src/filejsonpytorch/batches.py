@@ -1,0 +1,106 @@
+"""Batches of tensors from a parsed Dataset (training) or from single requests (application).
+
+A batch is a dict: nominal, numeric, lists, target, and for sequences mask; see
+`modules/encoder.py` for the shapes. Everything is gathered with vectorised tensor
+indexing from the Dataset's flat arrays, so an epoch costs no Python work per value.
+"""
+
+import numpy as np
+import torch
+
+
+class TensorData:
+    """A Dataset's arrays as torch tensors, ready for gathering batches."""
+
+    def __init__(self, dataset):
+        self.nominal = torch.from_numpy(dataset.nominal)
+        self.numeric = torch.from_numpy(dataset.numeric)
+        self.list_ids = [torch.from_numpy(np.append(ids, 0)) for ids in dataset.list_ids]
+        self.list_offsets = [torch.from_numpy(o) for o in dataset.list_offsets]
+        self.target = torch.from_numpy(dataset.target)
+        self.is_sequence = dataset.seq_offsets is not None
+        self.seq_offsets = torch.from_numpy(dataset.seq_offsets) if self.is_sequence else None
+        self.size = len(dataset)
+        self.lengths = dataset.lengths() if self.is_sequence else None
+
+    def batch(self, indices):
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        if self.is_sequence:
+            return self._sequence_batch(indices)
+        return {
+            "nominal": self.nominal[indices],
+            "numeric": self.numeric[indices],
+            "lists": [self._padded_lists(i, indices) for i in range(len(self.list_ids))],
+            "target": self.target[indices],
+        }
+
+    def _sequence_batch(self, indices):
+        starts = self.seq_offsets[indices]
+        lengths = self.seq_offsets[indices + 1] - starts
+        steps = torch.arange(int(lengths.max()))
+        mask = steps < lengths.unsqueeze(1)
+        rows = torch.where(mask, starts.unsqueeze(1) + steps, 0)
+        return {
+            "nominal": self.nominal[rows].masked_fill(~mask.unsqueeze(-1), 0),
+            "numeric": self.numeric[rows].masked_fill(~mask.unsqueeze(-1), 0.0),
+            "lists": [self._padded_lists(i, rows, mask) for i in range(len(self.list_ids))],
+            "target": self.target[rows].masked_fill(~mask, 0) if self.target.dtype == torch.long else self.target[rows],
+            "mask": mask,
+        }
+
+    def _padded_lists(self, feature, rows, row_mask=None):
+        offsets, ids = self.list_offsets[feature], self.list_ids[feature]
+        starts = offsets[rows]
+        lengths = offsets[rows + 1] - starts
+        if row_mask is not None:
+            lengths = lengths * row_mask
+        width = max(int(lengths.max()), 1)
+        positions = torch.arange(width)
+        inside = positions < lengths.unsqueeze(-1)
+        # the appended 0 at the end of ids serves every padded position
+        gather = torch.where(inside, starts.unsqueeze(-1) + positions, len(ids) - 1)
+        return ids[gather]
+
+
+def epoch_order(data, batch_size, rng, shuffle=True):
+    """Index batches for one epoch. Sequences are grouped by length within pools of 50
+    batches (less padding) and the batches' order shuffled."""
+    order = rng.permutation(data.size) if shuffle else np.arange(data.size)
+    if not data.is_sequence:
+        return [order[i:i + batch_size] for i in range(0, data.size, batch_size)]
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, data.size, pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(data.lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def to_device(batch, device):
+    if device.type == "cpu":
+        return batch
+    return {k: ([t.to(device, non_blocking=True) for t in v] if isinstance(v, list) else v.to(device, non_blocking=True))
+            for k, v in batch.items()}
+
+
+def request_batch(encoded, is_sequence):
+    """One application request, already encoded (see lfdata.Encoder), as a batch of one."""
+    if not is_sequence:
+        nominal, numeric, lists = encoded
+        return {
+            "nominal": torch.tensor([nominal], dtype=torch.long),
+            "numeric": torch.tensor([numeric], dtype=torch.float),
+            "lists": [torch.tensor([ids or [0]], dtype=torch.long) for ids in lists],
+        }
+    n_lists = len(encoded[0][2])
+    width = [max([len(e[2][i]) for e in encoded] + [1]) for i in range(n_lists)]
+    return {
+        "nominal": torch.tensor([[e[0] for e in encoded]], dtype=torch.long),
+        "numeric": torch.tensor([[e[1] for e in encoded]], dtype=torch.float),
+        "lists": [torch.tensor([[e[2][i] + [0] * (width[i] - len(e[2][i])) for e in encoded]], dtype=torch.long)
+                  for i in range(n_lists)],
+        "mask": torch.ones(1, len(encoded), dtype=torch.bool),
+    }

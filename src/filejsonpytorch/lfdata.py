@@ -1,0 +1,409 @@
+"""Reading the LearningFramework export format (`X.meta.json` + `X.data.json`).
+
+The meta file describes K features; each data line holds K values (per element, for
+sequences) and a target. `FeatureSchema` is what we keep of the meta: how every value
+position is read. `encode_instance`/`encode_sequence` turn parsed values into ids and
+numbers; `read_dataset` parses a whole data file once into compact arrays (`Dataset`).
+The same encoders serve training and the application server, so both read values alike.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError, located
+
+PAD, OOV = 0, 1
+MISSING_EMB_ID = "attr{}"
+
+
+@dataclass
+class Feature:
+    """One value position of an instance (one entry of the meta `features` list)."""
+
+    index: int
+    name: str
+    kind: str  # A, L, N
+    datatype: str  # nominal, numeric, boolean
+    attrid: int
+    role: str  # nominal, list, numeric, boolean
+    emb_id: str = ""
+    mean: float = 0.0
+    std: float = 1.0
+
+    def to_json(self):
+        return dict(self.__dict__)
+
+
+@dataclass
+class FeatureSchema:
+    features: list
+    is_sequence: bool
+    target_kind: str  # nominal, numeric
+    labels: list = field(default_factory=list)
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    maxlens: dict = field(default_factory=dict)  # feature index -> (maxlen, shorten)
+
+    @property
+    def nominal(self):
+        return [f for f in self.features if f.role == "nominal"]
+
+    @property
+    def lists(self):
+        return [f for f in self.features if f.role == "list"]
+
+    @property
+    def numeric(self):
+        return [f for f in self.features if f.role in ("numeric", "boolean")]
+
+    def to_json(self):
+        return {
+            "features": [f.to_json() for f in self.features],
+            "is_sequence": self.is_sequence,
+            "target_kind": self.target_kind,
+            "labels": self.labels,
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+            "maxlens": {str(k): list(v) for k, v in self.maxlens.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(
+            features=[Feature(**f) for f in d["features"]],
+            is_sequence=d["is_sequence"],
+            target_kind=d["target_kind"],
+            labels=d["labels"],
+            target_mean=d["target_mean"],
+            target_std=d["target_std"],
+            maxlens={int(k): tuple(v) for k, v in d["maxlens"].items()},
+        )
+
+
+def data_file_for(meta_path):
+    """`X.meta.json` -> `X.data.json` in the same directory."""
+    meta_path = str(meta_path)
+    if meta_path.endswith(".meta.json"):
+        return meta_path[: -len(".meta.json")] + ".data.json"
+    raise DataError(f"{meta_path}: a meta file name must end in .meta.json")
+
+
+def read_meta(meta_path):
+    try:
+        with open(meta_path, encoding="utf-8-sig") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{meta_path}: meta file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{meta_path}: not a valid JSON meta file ({e})") from None
+    for key in ("features", "featureInfo", "featureStats", "targetStats"):
+        if key not in meta:
+            raise DataError(f"{meta_path}: meta file lacks the key {key!r}")
+    return meta
+
+
+def schema_from_meta(meta, meta_path="meta"):
+    attributes = meta["featureInfo"]["attributes"]
+    stats = meta["featureStats"]
+    features = []
+    for index, spec in enumerate(meta["features"]):
+        attr = attributes[spec["attrid"]] if spec["attrid"] < len(attributes) else {}
+        features.append(_feature(index, spec, attr, stats.get(spec["name"], {})))
+    target = meta["targetStats"]
+    labels = sorted(target.get("stringCounts") or {})
+    schema = FeatureSchema(
+        features=features,
+        is_sequence=bool(meta.get("isSequence")),
+        target_kind="nominal" if labels else "numeric",
+        labels=labels,
+    )
+    if not labels:
+        schema.target_mean = float(target.get("mean") or 0.0)
+        schema.target_std = _std(target.get("variance"))
+    return schema
+
+
+def _feature(index, spec, attr, stats):
+    datatype = spec.get("datatype", "nominal")
+    kind = spec.get("kind", "A")
+    if datatype == "nominal":
+        role = "list" if kind == "N" or attr.get("listsep") else "nominal"
+    else:
+        role = datatype
+    emb_id = attr.get("emb_id") or MISSING_EMB_ID.format(spec["attrid"])
+    feature = Feature(index, spec["name"], kind, datatype, spec["attrid"], role, emb_id)
+    if role == "numeric":
+        feature.mean = float(stats.get("mean") or 0.0)
+        feature.std = _std(stats.get("variance"))
+    return feature
+
+
+def _std(variance):
+    variance = float(variance or 0.0)
+    return math.sqrt(variance) if variance > 1e-12 else 1.0
+
+
+def detect_list_features(schema, first_values):
+    """A nominal value that arrives as a list is a list-valued feature (a list-valued GATE
+    feature has no listsep in the meta); decided once from the first instance."""
+    for feature, value in zip(schema.features, first_values):
+        if feature.role == "nominal" and isinstance(value, list):
+            feature.role = "list"
+
+
+class Encoder:
+    """Turns one instance's (or element's) raw values into ids and numbers.
+
+    Prepared once from the schema and vocabularies; `encode` is the per-instance hot path
+    for both the data reader and the application server.
+    """
+
+    def __init__(self, schema, vocabs):
+        self.schema = schema
+        self.n_features = len(schema.features)
+        self.nominal = [(f.index, vocabs[f.emb_id].stoi, f) for f in schema.nominal]
+        self.lists = [(f.index, vocabs[f.emb_id].stoi, f) for f in schema.lists]
+        self.numeric = [(f.index, f) for f in schema.numeric]
+        self.maxlens = schema.maxlens
+
+    def encode(self, values):
+        """-> (nominal ids, numeric values, list of id lists); raises ValueError naming
+        the feature when a value has the wrong type."""
+        if not isinstance(values, list):
+            raise ValueError(f"expected a list of {self.n_features} feature values, got {_type(values)}")
+        if len(values) != self.n_features:
+            raise ValueError(f"expected {self.n_features} feature values, got {len(values)}")
+        nominal = [self._nominal(values[i], stoi, f) for i, stoi, f in self.nominal]
+        numeric = [self._number(values[i], f) for i, f in self.numeric]
+        lists = [self._list(values[i], stoi, f) for i, stoi, f in self.lists]
+        return nominal, numeric, lists
+
+    @staticmethod
+    def _nominal(value, stoi, feature):
+        if isinstance(value, str):
+            return stoi.get(value, OOV)
+        if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+            raise ValueError(f"feature {feature.index} {feature.name!r}: expected a string, got {_type(value)}")
+        # the LF writes numbers for nominal features coded from numeric GATE features
+        return stoi.get(_number_text(value), OOV)
+
+    @staticmethod
+    def _number(value, feature):
+        if feature.role == "boolean":
+            if isinstance(value, bool):
+                return 1.0 if value else 0.0
+            raise ValueError(f"feature {feature.index} {feature.name!r}: expected true/false, got {_type(value)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"feature {feature.index} {feature.name!r}: expected a number, got {_type(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"feature {feature.index} {feature.name!r}: {value} is not a finite number")
+        return (value - feature.mean) / feature.std
+
+    def _list(self, value, stoi, feature):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError(f"feature {feature.index} {feature.name!r}: expected a list of strings, got {_type(value)}")
+        ids = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f"feature {feature.index} {feature.name!r}: list items must be strings, got {_type(item)}")
+            ids.append(stoi.get(item, OOV))
+        limit = self.maxlens.get(feature.index)
+        return shorten(ids, *limit) if limit else ids
+
+
+def shorten(items, maxlen, where):
+    """Cut a list to maxlen, dropping from the `where` side (left, right, both, middle)."""
+    extra = len(items) - maxlen
+    if extra <= 0:
+        return items
+    if where == "left":
+        return items[extra:]
+    if where == "both":
+        left = extra // 2
+        return items[left:left + maxlen]
+    if where == "middle":
+        head = (maxlen + 1) // 2
+        return items[:head] + items[len(items) - (maxlen - head):]
+    return items[:maxlen]
+
+
+def _number_text(value):
+    return str(value)
+
+
+def _type(value):
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string", list: "a list", dict: "an object",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+@dataclass
+class Dataset:
+    """A parsed data file as flat arrays; for sequences every row is one element and
+    `seq_offsets` marks where each sequence starts."""
+
+    nominal: np.ndarray  # int64 [rows, n_nominal]
+    numeric: np.ndarray  # float32 [rows, n_numeric]
+    list_ids: list  # per list feature: int64 [total]
+    list_offsets: list  # per list feature: int64 [rows + 1]
+    target: np.ndarray  # int64 [rows] or float32 [rows]
+    seq_offsets: np.ndarray = None  # int64 [n + 1], sequences only
+
+    def __len__(self):
+        if self.seq_offsets is not None:
+            return len(self.seq_offsets) - 1
+        return len(self.target)
+
+    def subset(self, indices):
+        """The instances (sequences) at `indices`, as a new Dataset."""
+        rows = self.rows_of(indices)
+        lists, offsets = [], []
+        for ids, off in zip(self.list_ids, self.list_offsets):
+            starts, ends = off[rows], off[rows + 1]
+            lists.append(np.concatenate([ids[s:e] for s, e in zip(starts, ends)]) if len(rows) else ids[:0])
+            offsets.append(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64))
+        seq_offsets = None
+        if self.seq_offsets is not None:
+            lengths = self.seq_offsets[indices + 1] - self.seq_offsets[indices]
+            seq_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Dataset(self.nominal[rows], self.numeric[rows], lists, offsets, self.target[rows], seq_offsets)
+
+    def rows_of(self, indices):
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.seq_offsets is None:
+            return indices
+        starts, ends = self.seq_offsets[indices], self.seq_offsets[indices + 1]
+        return np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]).astype(np.int64) if len(indices) else indices
+
+    def lengths(self):
+        return np.diff(self.seq_offsets)
+
+
+class _Columns:
+    """Accumulates encoded rows, then packs them into a Dataset."""
+
+    def __init__(self, encoder):
+        self.nominal, self.numeric, self.target = [], [], []
+        self.lists = [[] for _ in encoder.lists]
+        self.list_lengths = [[] for _ in encoder.lists]
+        self.seq_lengths = []
+
+    def add(self, encoded, target):
+        nominal, numeric, lists = encoded
+        self.nominal.append(nominal)
+        self.numeric.append(numeric)
+        for i, ids in enumerate(lists):
+            self.lists[i].extend(ids)
+            self.list_lengths[i].append(len(ids))
+        self.target.append(target)
+
+    def pack(self, n_nominal, n_numeric, target_dtype, is_sequence):
+        rows = len(self.target)
+        offsets = [np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]) for lengths in self.list_lengths]
+        return Dataset(
+            nominal=np.array(self.nominal, dtype=np.int64).reshape(rows, n_nominal),
+            numeric=np.array(self.numeric, dtype=np.float32).reshape(rows, n_numeric),
+            list_ids=[np.array(ids, dtype=np.int64) for ids in self.lists],
+            list_offsets=[o.astype(np.int64) for o in offsets],
+            target=np.array(self.target, dtype=target_dtype),
+            seq_offsets=np.concatenate([[0], np.cumsum(self.seq_lengths, dtype=np.int64)]) if is_sequence else None,
+        )
+
+
+def iter_data_lines(path):
+    """Yields (line number, parsed JSON) for every non-empty line; tolerates a BOM and CRLF."""
+    try:
+        f = open(path, encoding="utf-8-sig", newline=None)
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found (expected next to the meta file)") from None
+    with f:
+        try:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    yield number, _parse_line(line, path, number)
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text ({e})") from None
+
+
+def _parse_line(line, path, number):
+    try:
+        return json.loads(line, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError) as e:
+        raise DataError(f"{located(path, number)}: malformed JSON ({e})") from None
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a valid number")
+
+
+def read_dataset(path, schema, encoder, first_line=None):
+    """Parses a data file once into a Dataset; errors name the file, line and feature."""
+    columns = _Columns(encoder)
+    label_ids = {label: i for i, label in enumerate(schema.labels)}
+    count = 0
+    for number, line in iter_data_lines(path):
+        try:
+            _add_line(columns, line, schema, encoder, label_ids)
+        except ValueError as e:
+            raise DataError(f"{located(path, number)}: {e}") from None
+        count += 1
+    if count == 0:
+        raise DataError(f"{path}: the data file is empty")
+    target_dtype = np.int64 if schema.target_kind == "nominal" else np.float32
+    return columns.pack(len(schema.nominal), len(schema.numeric), target_dtype, schema.is_sequence)
+
+
+def _add_line(columns, line, schema, encoder, label_ids):
+    if not (isinstance(line, list) and len(line) == 2):
+        raise ValueError("expected [features, target]")
+    values, target = line
+    if not schema.is_sequence:
+        columns.add(encoder.encode(values), _target(target, schema, label_ids))
+        return
+    if not isinstance(values, list) or not isinstance(target, list):
+        raise ValueError("a sequence line must be [[element features, ...], [label, ...]]")
+    if len(values) != len(target):
+        raise ValueError(f"{len(values)} elements but {len(target)} labels")
+    if not values:
+        raise ValueError("empty sequence")
+    for position, (element, label) in enumerate(zip(values, target)):
+        try:
+            columns.add(encoder.encode(element), _target(label, schema, label_ids))
+        except ValueError as e:
+            raise ValueError(f"element {position}: {e}") from None
+    columns.seq_lengths.append(len(values))
+
+
+def _target(value, schema, label_ids):
+    if schema.target_kind == "numeric":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"target: expected a number, got {value!r}")
+        return (value - schema.target_mean) / schema.target_std
+    if not isinstance(value, str):
+        raise ValueError(f"target: expected a label string, got {value!r}")
+    if value not in label_ids:
+        raise ValueError(f"target label {value!r} is not among the labels of the meta file ({', '.join(schema.labels[:20])})")
+    return label_ids[value]
+
+
+def peek_first_values(path, is_sequence):
+    """The feature values of the first instance (first element for sequences)."""
+    for number, line in iter_data_lines(path):
+        if not (isinstance(line, list) and len(line) == 2 and isinstance(line[0], list)):
+            raise DataError(f"{located(path, number)}: expected [features, target]")
+        values = line[0]
+        if is_sequence:
+            if not values or not isinstance(values[0], list):
+                raise DataError(f"{located(path, number)}: a sequence line must be [[element features, ...], [label, ...]]")
+            values = values[0]
+        return values
+    if not os.path.exists(path):
+        raise DataError(f"{path}: data file not found")
+    raise DataError(f"{path}: the data file is empty")

@@ -1,0 +1,48 @@
+"""Logging to stderr (and a log file), and the error handling every entry point shares:
+a user error is one clear line and its exit code; `--debug` adds the traceback."""
+
+import logging
+import sys
+import traceback
+
+from .errors import EXIT_INTERNAL, UserError
+
+log = logging.getLogger("filejsonpytorch")
+
+
+def setup_logging(debug=False, logfile=None):
+    log.handlers.clear()
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(console)
+    if logfile:
+        try:
+            handler = logging.FileHandler(logfile, mode="w", encoding="utf-8")
+        except OSError as e:
+            log.warning("cannot write the log file %s (%s)", logfile, e.strerror)
+            return
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(handler)
+
+
+def run_main(work, argv=None):
+    """Runs `work()` and turns every failure into a message and an exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        return work() or 0
+    except UserError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,422 @@
+"""Evaluation metrics for the ``evaluate`` command (pure Python, no torch).
+
+Every report is a plain dict of JSON-serialisable values. A ratio whose denominator is
+zero is 0.0 (precision with nothing predicted, recall with nothing gold, F1 when both
+are 0, R² when the gold values are constant, anything with n = 0).
+
+``classification_report(gold, pred, labels)``::
+
+    {"n": int, "accuracy": float,
+     "labels": [str, ...],      # the given labels, then any other label found in gold or
+                                # pred (sorted); the order of per_class and of both
+                                # confusion axes
+     "per_class": {label: {"precision", "recall", "f1", "support"}},
+     "macro": {"precision", "recall", "f1"},  # unweighted mean over the labels that occur
+                                              # in gold or pred (absent ones don't count)
+     "micro": {"precision", "recall", "f1"},  # from summed counts; equals accuracy
+     "confusion": [[int]]}      # confusion[i][j]: gold labels[i] predicted as labels[j]
+
+``entity_report(gold_seqs, pred_seqs)`` (exact-span match, as the LF host emulator)::
+
+    {"scheme": "lf" | "conll",
+     "per_type": {type: {"precision", "recall", "f1", "gold", "predicted", "correct"}},
+     "micro": {"precision", "recall", "f1", "gold", "predicted", "correct"},
+     "macro": {"precision", "recall", "f1"},   # mean over the types in per_type
+     "pred_labels_lf_would_throw_on": int}    # predicted tokens the LF chunker rejects
+
+``regression_report(gold, pred)``: ``{"n", "mae", "rmse", "r2"}``.
+
+Combined reports written by ``evaluate``; ``format_report`` renders these, the bare
+reports above, and ``{"classification": ..., "entities": ..., "regression": ...}``::
+
+    {"task": "classification", "classification": <classification_report>}
+    {"task": "regression", "regression": <regression_report>}
+    {"task": "sequence",
+     "tokens": <classification_report over the flattened tokens>,
+     "sequences_exact": float,       # fraction of sequences with every token right
+     "entities": <entity_report>}    # only when is_chunk_labelling(labels)
+
+``sequence_report`` builds the sequence shape.
+
+Chunk decoding follows the host emulator (lfhost ``Chunks.java``). The scheme is detected
+from the gold labels: "lf" when every label other than "O" is one or more ``Type|B`` /
+``Type|I`` parts joined by ",", else "conll" when every such label is ``B-Type``,
+``I-Type``, ``B`` or ``I``. Both gold and predicted labels are decoded with that scheme.
+
+- lf (the LF's chunk builder): ``B`` closes an open chunk of its type and opens a new one;
+  ``I`` extends an open chunk of its type and is ignored when none is open; every open type
+  the label does not mention closes; "O" closes everything. A part that is not
+  ``type|B``/``type|I`` is skipped (the LF itself would throw on it; counted).
+- conll (conlleval): an ``I`` that does not continue a chunk of its type starts a new
+  chunk; any other label (``O`` or malformed) closes the open chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from typing import Iterable, Optional
+
+LF_PART = re.compile(r"[^|,]+\|[BI]")
+CONLL_LABEL = re.compile(r"[BI](-.+)?")
+SCORE_KEYS = ("precision", "recall", "f1")
+SPAN_COUNT_KEYS = ("gold", "predicted", "correct")
+
+Span = tuple[str, int, int]
+
+
+# ---------------------------------------------------------------- shared arithmetic
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def _scores(correct: int, predicted: int, gold: int) -> dict:
+    precision = _ratio(correct, predicted)
+    recall = _ratio(correct, gold)
+    return {"precision": precision, "recall": recall, "f1": _ratio(2 * precision * recall, precision + recall)}
+
+
+def _mean_scores(scores: list[dict]) -> dict:
+    return {key: _ratio(sum(s[key] for s in scores), len(scores)) for key in SCORE_KEYS}
+
+
+def _check_same_length(gold, pred, what: str = "gold and pred") -> None:
+    if len(gold) != len(pred):
+        raise ValueError(f"{what} differ in length: {len(gold)} vs {len(pred)}")
+
+
+# ---------------------------------------------------------------- classification
+
+
+def classification_report(gold: list[str], pred: list[str], labels: list[str]) -> dict:
+    _check_same_length(gold, pred)
+    labels = _labels_with_unlisted(labels, gold, pred)
+    confusion = _confusion(gold, pred, labels)
+    per_class = {label: _class_scores(confusion, i) for i, label in enumerate(labels)}
+    occurring = [per_class[label] for i, label in enumerate(labels) if _occurs(confusion, i)]
+    n = len(gold)
+    correct = sum(confusion[i][i] for i in range(len(labels)))
+    return {
+        "n": n,
+        "accuracy": _ratio(correct, n),
+        "labels": labels,
+        "per_class": per_class,
+        "macro": _mean_scores(occurring),
+        # every token is one prediction and one gold label, so both denominators are n
+        "micro": _scores(correct, n, n),
+        "confusion": confusion,
+    }
+
+
+def _labels_with_unlisted(labels: Iterable[str], gold: list[str], pred: list[str]) -> list[str]:
+    listed = list(dict.fromkeys(labels))
+    unlisted = (set(gold) | set(pred)) - set(listed)
+    return listed + sorted(unlisted, key=str)
+
+
+def _confusion(gold: list[str], pred: list[str], labels: list[str]) -> list[list[int]]:
+    index = {label: i for i, label in enumerate(labels)}
+    confusion = [[0] * len(labels) for _ in labels]
+    for gold_label, pred_label in zip(gold, pred):
+        confusion[index[gold_label]][index[pred_label]] += 1
+    return confusion
+
+
+def _class_scores(confusion: list[list[int]], i: int) -> dict:
+    support = sum(confusion[i])
+    predicted = sum(row[i] for row in confusion)
+    return {**_scores(confusion[i][i], predicted, support), "support": support}
+
+
+def _occurs(confusion: list[list[int]], i: int) -> bool:
+    return sum(confusion[i]) + sum(row[i] for row in confusion) > 0
+
+
+# ---------------------------------------------------------------- chunk decoding
+
+
+def detect_scheme(labels: Iterable[Optional[str]]) -> Optional[str]:
+    """"lf", "conll", or None when there is no entity label or the labels fit neither."""
+    entity_labels = {label for label in labels if label is not None and label != "O"}
+    if not entity_labels:
+        return None
+    if all(_is_lf_label(label) for label in entity_labels):
+        return "lf"
+    if all(CONLL_LABEL.fullmatch(label) for label in entity_labels):
+        return "conll"
+    return None
+
+
+def _is_lf_label(label: str) -> bool:
+    return all(LF_PART.fullmatch(part) for part in label.split(","))
+
+
+def is_chunk_labelling(labels: Iterable[Optional[str]]) -> bool:
+    return detect_scheme(labels) is not None
+
+
+def chunk_spans(labels: list[str], scheme: Optional[str] = None) -> set[Span]:
+    """Chunks as (type, start, end_exclusive); the scheme is detected from labels unless given."""
+    return _decode(labels, scheme or _scheme_of(labels))[0]
+
+
+def _scheme_of(labels: list[Optional[str]]) -> str:
+    scheme = detect_scheme(labels)
+    if scheme is None and any(label is not None and label != "O" for label in labels):
+        raise ValueError("labels follow neither the LF (Type|B, Type|I) nor the B-Type/I-Type scheme")
+    # all "O": no scheme finds a chunk, any will do
+    return scheme or "lf"
+
+
+def _decode(labels: list[Optional[str]], scheme: str) -> tuple[set[Span], int]:
+    """Spans, and how many labels the LF chunker would throw on (lf scheme only)."""
+    if scheme == "lf":
+        return _decode_lf(labels)
+    if scheme == "conll":
+        return _decode_conll(labels), 0
+    raise ValueError(f"unknown chunk scheme {scheme!r}")
+
+
+def _decode_lf(labels: list[Optional[str]]) -> tuple[set[Span], int]:
+    spans: set[Span] = set()
+    open_starts: dict[str, int] = {}
+    malformed = 0
+    for position, label in enumerate(labels):
+        kept, has_malformed_part = set(), False
+        if label is not None and label != "O":
+            kept, has_malformed_part = _apply_lf_label(label, position, open_starts, spans)
+        malformed += has_malformed_part
+        for chunk_type in set(open_starts) - kept:
+            spans.add((chunk_type, open_starts.pop(chunk_type), position))
+    spans.update((chunk_type, start, len(labels)) for chunk_type, start in open_starts.items())
+    return spans, malformed
+
+
+def _apply_lf_label(label: str, position: int, open_starts: dict[str, int], spans: set[Span]) -> tuple[set[str], bool]:
+    """Applies the B/I parts of one label; returns the types still open because of it, and
+    whether some part was malformed."""
+    kept: set[str] = set()
+    malformed = False
+    for part in _java_split(label, ","):
+        type_and_code = _java_split(part, "|")
+        if len(type_and_code) != 2 or type_and_code[1] not in ("B", "I"):
+            malformed = True
+            continue
+        chunk_type, code = type_and_code
+        if code == "B":
+            if chunk_type in open_starts:
+                spans.add((chunk_type, open_starts[chunk_type], position))
+            open_starts[chunk_type] = position
+            kept.add(chunk_type)
+        elif chunk_type in open_starts:
+            kept.add(chunk_type)
+    return kept, malformed
+
+
+def _java_split(text: str, separator: str) -> list[str]:
+    """Java's String.split, which the LF uses: trailing empty parts are dropped, so
+    "PER|B|" is a valid PER|B there; a text without the separator stays whole."""
+    if separator not in text:
+        return [text]
+    parts = text.split(separator)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def _decode_conll(labels: list[Optional[str]]) -> set[Span]:
+    spans: set[Span] = set()
+    open_type, start = None, 0
+    for position, label in enumerate(labels):
+        code, chunk_type = _conll_code_and_type(label)
+        continues = code == "I" and open_type == chunk_type
+        if open_type is not None and not continues:
+            spans.add((open_type, start, position))
+            open_type = None
+        if code != "O" and not continues:
+            open_type, start = chunk_type, position
+    if open_type is not None:
+        spans.add((open_type, start, len(labels)))
+    return spans
+
+
+def _conll_code_and_type(label: Optional[str]) -> tuple[str, str]:
+    if label is None or not CONLL_LABEL.fullmatch(label):
+        return "O", ""
+    return label[0], label[2:]
+
+
+# ---------------------------------------------------------------- entities
+
+
+def entity_report(gold_seqs: list[list[str]], pred_seqs: list[list[str]], scheme: Optional[str] = None) -> dict:
+    _check_same_length(gold_seqs, pred_seqs, "gold and pred sequence lists")
+    scheme = scheme or _report_scheme(gold_seqs, pred_seqs)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    lf_would_throw = 0
+    for gold_labels, pred_labels in zip(gold_seqs, pred_seqs):
+        _check_same_length(gold_labels, pred_labels, "a gold and pred sequence")
+        gold_spans, _ = _decode(gold_labels, scheme)
+        pred_spans, malformed = _decode(pred_labels, scheme)
+        lf_would_throw += malformed
+        _count_spans(counts, "gold", gold_spans)
+        _count_spans(counts, "predicted", pred_spans)
+        _count_spans(counts, "correct", gold_spans & pred_spans)
+    per_type = {chunk_type: _span_scores(counts[chunk_type]) for chunk_type in sorted(counts)}
+    return {
+        "scheme": scheme,
+        "per_type": per_type,
+        "micro": _span_scores(sum(counts.values(), Counter())),
+        "macro": _mean_scores(list(per_type.values())),
+        "pred_labels_lf_would_throw_on": lf_would_throw,
+    }
+
+
+def _report_scheme(gold_seqs: list[list[str]], pred_seqs: list[list[str]]) -> str:
+    """The host's choice (from gold); when gold has no chunk at all, the predictions decide,
+    so that false positives are still counted."""
+    gold_labels = [label for seq in gold_seqs for label in seq]
+    return detect_scheme(gold_labels) or _scheme_of(gold_labels + [label for seq in pred_seqs for label in seq])
+
+
+def _count_spans(counts: dict[str, Counter], key: str, spans: set[Span]) -> None:
+    for chunk_type, _, _ in spans:
+        counts[chunk_type][key] += 1
+
+
+def _span_scores(counts: Counter) -> dict:
+    gold, predicted, correct = (counts[key] for key in SPAN_COUNT_KEYS)
+    return {**_scores(correct, predicted, gold), "gold": gold, "predicted": predicted, "correct": correct}
+
+
+# ---------------------------------------------------------------- sequences
+
+
+def sequence_report(gold_seqs: list[list[str]], pred_seqs: list[list[str]], labels: list[str]) -> dict:
+    """The combined {"task": "sequence", ...} report described in the module docstring."""
+    _check_same_length(gold_seqs, pred_seqs, "gold and pred sequence lists")
+    exact = sum(list(gold) == list(pred) for gold, pred in zip(gold_seqs, pred_seqs))
+    report = {
+        "task": "sequence",
+        "tokens": classification_report(_flatten(gold_seqs), _flatten(pred_seqs), labels),
+        "sequences_exact": _ratio(exact, len(gold_seqs)),
+    }
+    if is_chunk_labelling(labels):
+        report["entities"] = entity_report(gold_seqs, pred_seqs)
+    return report
+
+
+def _flatten(seqs: list[list[str]]) -> list[str]:
+    return [label for seq in seqs for label in seq]
+
+
+# ---------------------------------------------------------------- regression
+
+
+def regression_report(gold: list[float], pred: list[float]) -> dict:
+    _check_same_length(gold, pred)
+    gold = [float(value) for value in gold]
+    errors = [float(p) - g for g, p in zip(gold, pred)]
+    n = len(gold)
+    squared_error = sum(e * e for e in errors)
+    gold_mean = _ratio(sum(gold), n)
+    gold_variation = sum((g - gold_mean) ** 2 for g in gold)
+    return {
+        "n": n,
+        "mae": _ratio(sum(abs(e) for e in errors), n),
+        "rmse": math.sqrt(_ratio(squared_error, n)),
+        "r2": 1.0 - squared_error / gold_variation if gold_variation else 0.0,
+    }
+
+
+# ---------------------------------------------------------------- text rendering
+
+
+def format_report(report: dict) -> str:
+    return "\n\n".join(_format_sections(report)) + "\n"
+
+
+def _format_sections(report: dict) -> list[str]:
+    if "per_class" in report:
+        return [_format_classification("Classification", report)]
+    if "per_type" in report:
+        return [_format_entities("Entities", report)]
+    if "mae" in report:
+        return [_format_regression("Regression", report)]
+    sections = [f"Task: {report['task']}"] if "task" in report else []
+    for key, title, formatter in _SECTIONS:
+        if report.get(key) is not None:
+            sections.append(formatter(title, report[key]))
+    if not sections:
+        raise ValueError(f"not a metrics report (keys: {sorted(report)})")
+    return sections
+
+
+def _format_classification(title: str, report: dict) -> str:
+    n = report["n"]
+    rows = [[label, *_score_cells(scores), scores["support"]] for label, scores in report["per_class"].items()]
+    rows += [["macro avg", *_score_cells(report["macro"]), n], ["micro avg", *_score_cells(report["micro"]), n]]
+    table = _table(["label", *SCORE_KEYS, "support"], rows)
+    return f"{title}: n={n}, accuracy {report['accuracy']:.4f}\n{table}\n\n{_format_confusion(report)}"
+
+
+def _format_confusion(report: dict) -> str:
+    labels = report["labels"]
+    rows = [[label, *counts] for label, counts in zip(labels, report["confusion"])]
+    return "Confusion matrix (rows gold, columns predicted)\n" + _table(["gold\\pred", *labels], rows)
+
+
+def _format_entities(title: str, report: dict) -> str:
+    per_type = report["per_type"].items()
+    rows = [[chunk_type, *_score_cells(scores), *_count_cells(scores)] for chunk_type, scores in per_type]
+    rows.append(["micro avg", *_score_cells(report["micro"]), *_count_cells(report["micro"])])
+    rows.append(["macro avg", *_score_cells(report["macro"]), "", "", ""])
+    text = f"{title} (exact span, {report['scheme']} scheme)\n" + _table(["type", *SCORE_KEYS, *SPAN_COUNT_KEYS], rows)
+    if report.get("pred_labels_lf_would_throw_on"):
+        text += f"\npredicted labels the LF chunker would throw on: {report['pred_labels_lf_would_throw_on']}"
+    return text
+
+
+def _format_regression(title: str, report: dict) -> str:
+    rows = [["MAE", report["mae"]], ["RMSE", report["rmse"]], ["R2", report["r2"]]]
+    return f"{title}: n={report['n']}\n" + _table(["metric", "value"], rows)
+
+
+def _format_fraction(title: str, value: float) -> str:
+    return f"{title}: {value:.4f}"
+
+
+_SECTIONS = (
+    ("classification", "Classification", _format_classification),
+    ("tokens", "Tokens", _format_classification),
+    ("sequences_exact", "Sequences exactly right", _format_fraction),
+    ("entities", "Entities", _format_entities),
+    ("regression", "Regression", _format_regression),
+)
+
+
+def _score_cells(scores: dict) -> list[float]:
+    return [scores[key] for key in SCORE_KEYS]
+
+
+def _count_cells(scores: dict) -> list[int]:
+    return [scores[key] for key in SPAN_COUNT_KEYS]
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    """First column left-aligned, the others right-aligned; floats with 4 decimals."""
+    cells = [[str(h) for h in header]] + [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    return "\n".join(_aligned_line(row, widths) for row in cells)
+
+
+def _aligned_line(cells: list[str], widths: list[int]) -> str:
+    padded = [cells[0].ljust(widths[0])] + [text.rjust(width) for text, width in zip(cells[1:], widths[1:])]
+    return "  ".join(padded).rstrip()
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

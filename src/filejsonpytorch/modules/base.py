@@ -1,0 +1,45 @@
+"""The base class of every network module, built-in or written by a user.
+
+A module is built from the architecture spec (a JSON-able dict, see
+`filejsonpytorch.architecture`) and gets batches as dicts of tensors (see
+`filejsonpytorch.modules.encoder`). Subclasses implement `forward(batch)` returning
+scores: [B, C] for classification, [B, T, C] for sequence tagging, [B] for regression.
+The default `loss` and `predict` fit those scores; a module with another output (a CRF,
+say) overrides them.
+
+To write your own module, copy `template.py` in this folder to `MyNet.py`, edit it, and
+train with `--module MyNet`.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class LFModule(nn.Module):
+    #: hyper-parameters and their defaults; `--module` users may override them
+    hparams = {}
+
+    def __init__(self, arch):
+        super().__init__()
+        self.arch = arch
+        self.task = arch["task"]
+        self.n_outputs = arch["n_outputs"]
+        self.hp = {**self.hparams, **arch.get("hparams", {})}
+
+    def loss(self, scores, batch):
+        """Mean loss of the batch (over real elements for sequences)."""
+        target = batch["target"]
+        if self.task == "regression":
+            return F.mse_loss(scores, target)
+        if self.task == "sequence":
+            mask = batch["mask"]
+            return F.cross_entropy(scores[mask], target[mask])
+        return F.cross_entropy(scores, target)
+
+    def predict(self, scores, batch):
+        """-> (predicted class ids, probabilities [.., C]); regression: (values, None)."""
+        if self.task == "regression":
+            return scores, None
+        probabilities = torch.softmax(scores.double(), dim=-1)
+        return probabilities.argmax(dim=-1), probabilities

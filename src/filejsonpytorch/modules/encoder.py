@@ -1,0 +1,176 @@
+"""Turns a batch of LF feature values into one vector per instance (or per element).
+
+The batch is a dict of tensors (see `filejsonpytorch.batches`):
+  nominal  long  [B, F] or [B, T, F]   one vocabulary id per nominal feature
+  numeric  float [B, M] or [B, T, M]   standardised numbers and 0/1 booleans
+  lists    list of long [B, L] or [B, T, L], one per list (n-gram) feature, 0 = padding
+  mask     bool  [B, T]                real elements (sequences only)
+
+`InputEncoder(arch)` embeds every nominal feature with the embedding of its id,
+encodes every list feature with a masked CNN or BiLSTM, and concatenates all with the
+numeric values. Padding never changes a result: padded list positions are masked, and
+padded sequence elements are left to the sequence layer's mask.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class OneHot(nn.Module):
+    def __init__(self, size):
+        super().__init__()
+        self.embedding_dim = size
+
+    def forward(self, ids):
+        return F.one_hot(ids, self.embedding_dim).float()
+
+
+class MappedEmbedding(nn.Module):
+    """Fixed vectors plus a learned linear mapping (emb_train `mapping`)."""
+
+    def __init__(self, vocab_size, dims):
+        super().__init__()
+        self.vectors = nn.Embedding(vocab_size, dims, padding_idx=0)
+        self.vectors.weight.requires_grad_(False)
+        self.mapping = nn.Linear(dims, dims)
+        self.embedding_dim = dims
+
+    @property
+    def weight(self):
+        return self.vectors.weight
+
+    def forward(self, ids):
+        return self.mapping(self.vectors(ids))
+
+
+def make_embedding(spec):
+    """spec: {"vocab_size", "dims", "train"} -> a module mapping ids to vectors."""
+    if spec["train"] == "onehot":
+        return OneHot(spec["vocab_size"])
+    if spec["train"] == "mapping":
+        return MappedEmbedding(spec["vocab_size"], spec["dims"])
+    embedding = nn.Embedding(spec["vocab_size"], spec["dims"], padding_idx=0)
+    nn.init.normal_(embedding.weight, std=1.0 / spec["dims"] ** 0.5)
+    with torch.no_grad():
+        embedding.weight[0].zero_()
+    embedding.weight.requires_grad_(spec["train"] != "no")
+    return embedding
+
+
+class WordDropout(nn.Module):
+    """While training, replaces rare ids by the out-of-vocabulary id with probability
+    alpha / (alpha + count), so the network learns what to do with unseen values."""
+
+    def __init__(self, counts, alpha):
+        super().__init__()
+        counts = torch.tensor(counts, dtype=torch.float)
+        keep_rare = alpha / (alpha + counts.clamp(min=1))
+        keep_rare[:2] = 0.0
+        self.register_buffer("drop_probability", keep_rare, persistent=False)
+
+    def forward(self, ids):
+        if not self.training:
+            return ids
+        drop = torch.rand(ids.shape, device=ids.device) < self.drop_probability[ids]
+        return ids.masked_fill(drop, 1)
+
+
+class ListCNN(nn.Module):
+    """Kim (2014) style: convolutions of several widths, ReLU, max over real positions."""
+
+    def __init__(self, dims, widths, channels):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(dims, channels, w, padding=w // 2) for w in widths)
+        self.out_dim = channels * len(widths)
+
+    def forward(self, vectors, mask):
+        x = (vectors * mask.unsqueeze(-1)).transpose(1, 2)
+        length = x.shape[-1]
+        pooled = []
+        for conv in self.convs:
+            h = F.relu(conv(x))[..., :length]
+            pooled.append(h.masked_fill(~mask.unsqueeze(1), 0.0).amax(dim=-1))
+        return torch.cat(pooled, dim=-1)
+
+
+class ListLSTM(nn.Module):
+    """A BiLSTM over the list; the final states of both directions."""
+
+    def __init__(self, dims, hidden):
+        super().__init__()
+        self.lstm = nn.LSTM(dims, hidden, batch_first=True, bidirectional=True)
+        self.out_dim = 2 * hidden
+
+    def forward(self, vectors, mask):
+        lengths = mask.sum(-1)
+        packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)
+        final = torch.cat([h[-2], h[-1]], dim=-1)
+        return final * (lengths > 0).unsqueeze(-1)
+
+
+class InputEncoder(nn.Module):
+    def __init__(self, arch):
+        super().__init__()
+        emb_specs = arch["embeddings"]
+        self.embeddings = nn.ModuleDict({k: make_embedding(s) for k, s in emb_specs.items()})
+        self.word_dropout = nn.ModuleDict({
+            k: WordDropout(s["counts"], s["word_dropout"])
+            for k, s in emb_specs.items() if s.get("word_dropout") and s.get("counts")
+        })
+        self.nominal_groups = self._group_columns(arch["nominal"])
+        self.list_specs = arch["lists"]
+        self.list_encoders = nn.ModuleList(self._list_encoder(s, emb_specs[s["emb"]]) for s in arch["lists"])
+        self.out_dim = (
+            sum(len(cols) * self._dims(emb_specs[k]) for k, cols in self.nominal_groups)
+            + arch["numeric"]
+            + sum(e.out_dim for e in self.list_encoders)
+        )
+
+    @staticmethod
+    def _group_columns(nominal_emb_ids):
+        groups = {}
+        for column, emb_id in enumerate(nominal_emb_ids):
+            groups.setdefault(emb_id, []).append(column)
+        return list(groups.items())
+
+    @staticmethod
+    def _dims(spec):
+        return spec["vocab_size"] if spec["train"] == "onehot" else spec["dims"]
+
+    def _list_encoder(self, spec, emb_spec):
+        dims = self._dims(emb_spec)
+        if spec["layer"] == "lstm":
+            return ListLSTM(dims, spec["hidden"])
+        return ListCNN(dims, spec["widths"], spec["channels"])
+
+    def embed(self, emb_id, ids):
+        if emb_id in self.word_dropout:
+            ids = self.word_dropout[emb_id](ids)
+        return self.embeddings[emb_id](ids)
+
+    def forward(self, batch):
+        parts = []
+        nominal = batch["nominal"]
+        for emb_id, columns in self.nominal_groups:
+            vectors = self.embed(emb_id, nominal[..., columns])
+            parts.append(vectors.flatten(-2))
+        if batch["numeric"].shape[-1]:
+            parts.append(batch["numeric"])
+        for spec, encoder, ids in zip(self.list_specs, self.list_encoders, batch["lists"]):
+            parts.append(self._encode_list(spec["emb"], encoder, ids, batch.get("mask")))
+        return torch.cat(parts, dim=-1)
+
+    def _encode_list(self, emb_id, encoder, ids, element_mask):
+        if ids.dim() == 2:
+            return encoder(self.embed(emb_id, ids), ids != 0)
+        # a list inside each sequence element: encode the real elements only
+        batch, steps, length = ids.shape
+        flat = ids.reshape(batch * steps, length)
+        real = element_mask.reshape(-1)
+        selected = flat[real]
+        encoded = encoder(self.embed(emb_id, selected), selected != 0)
+        out = encoded.new_zeros(batch * steps, encoded.shape[-1])
+        out[real] = encoded
+        return out.view(batch, steps, -1)

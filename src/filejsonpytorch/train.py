@@ -1,0 +1,429 @@
+"""Training: `python -m filejsonpytorch.train METAFILE MODELPREFIX [options]`.
+
+Reads the LF export once, builds (or resumes) the network, and trains it with Adam on
+shuffled batches, validating regularly; the best model so far is always on disk. The
+stop file, SIGINT and SIGTERM end training after the current batch, keeping it.
+"""
+
+import logging
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import architecture, lfdata, model_io, vocab as vocabs_mod
+from .batches import TensorData, epoch_order, to_device
+from .config import parse_maxlens, parse_train_args
+from .errors import EnvironmentProblem, UsageError
+from .logs import run_main, setup_logging
+from .pretrained import init_pretrained, prepare_pretrained
+
+log = logging.getLogger("filejsonpytorch")
+
+
+def main(argv=None):
+    return run_main(lambda: train(parse_train_args(argv)), argv)
+
+
+def train(args):
+    setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
+    if args.nocreate:
+        log.info("--nocreate: nothing to do")
+        return 0
+    torch.manual_seed(args.seed)
+    device = choose_device(args.cuda)
+    setup = resume_setup(args) if args.resume else new_setup(args)
+    network = setup.network.to(device)
+    log.info("architecture (copy, edit and pass back with --arch FILE):\n%s",
+             architecture.describe(setup.arch, network))
+    write_arch_file(args.modelprefix, setup.arch)
+    if args.notrain:
+        save(args.modelprefix, setup, network, None, args)
+        log.info("--notrain: saved the untrained model as %s", model_io.json_path(args.modelprefix))
+        return 0
+    train_set, val_set = datasets(args, setup)
+    Trainer(args, setup, network, device, train_set, val_set).run()
+    return 0
+
+
+def choose_device(cuda):
+    available = torch.cuda.is_available()
+    if cuda and not available:
+        raise EnvironmentProblem("--cuda true: no usable CUDA GPU found (torch.cuda.is_available() is False)")
+    device = torch.device("cuda" if (available if cuda is None else cuda) else "cpu")
+    log.info("device: %s", device)
+    return device
+
+
+class Setup:
+    """Everything that defines the model: schema, vocabularies, architecture, network."""
+
+    def __init__(self, schema, vocabs, arch, network, history=None, optimizer_state=None, position=None):
+        self.schema, self.vocabs, self.arch, self.network = schema, vocabs, arch, network
+        self.history = history or []
+        self.optimizer_state = optimizer_state
+        self.position = position or {"epoch": 0, "instances": 0}
+
+
+def new_setup(args):
+    meta = lfdata.read_meta(args.metafile)
+    attributes = meta["featureInfo"].get("attributes", [])
+    schema = lfdata.schema_from_meta(meta, args.metafile)
+    first = lfdata.peek_first_values(lfdata.data_file_for(args.metafile), schema.is_sequence)
+    lfdata.detect_list_features(schema, first)
+    schema.maxlens = parse_maxlens(args.maxlens, schema, attributes)
+    settings = vocabs_mod.embedding_settings(schema, attributes, vocabs_mod.parse_embs(args.embs))
+    vocabs = vocabs_mod.build_vocabs(schema, meta["featureStats"], settings)
+    pretrained = prepare_pretrained(vocabs, args.datadir, np.random.default_rng(args.seed))
+    arch = make_arch(args, schema, vocabs)
+    network = architecture.build_network(arch)
+    init_pretrained(network, pretrained, arch)
+    return Setup(schema, vocabs, arch, network)
+
+
+def make_arch(args, schema, vocabs):
+    arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
+    if args.arch:
+        arch = architecture.read_arch_file(args.arch, arch)
+    if args.learningrate is not None:
+        arch["training"]["learningrate"] = args.learningrate
+    if args.batchsize is not None:
+        arch["training"]["batchsize"] = args.batchsize
+    return arch
+
+
+def resume_setup(args):
+    info, tensors = model_io.load_model(args.modelprefix)
+    schema = lfdata.FeatureSchema.from_json(info["schema"])
+    vocabs = {k: vocabs_mod.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
+    arch = info["arch"]
+    if args.learningrate is not None:
+        arch["training"]["learningrate"] = args.learningrate
+    if args.batchsize is not None:
+        arch["training"]["batchsize"] = args.batchsize
+    network = architecture.build_network(arch)
+    network.load_state_dict(tensors["model"])
+    log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), info["position"]["epoch"])
+    return Setup(schema, vocabs, arch, network, info.get("history"), tensors.get("optimizer"), info.get("position"))
+
+
+def datasets(args, setup):
+    encoder = lfdata.Encoder(setup.schema, setup.vocabs)
+    data_path = lfdata.data_file_for(args.metafile)
+    started = time.time()
+    data = lfdata.read_dataset(data_path, setup.schema, encoder)
+    log.info("read %d %s from %s in %.1fs", len(data), "sequences" if setup.schema.is_sequence else "instances",
+             data_path, time.time() - started)
+    if args.valfile:
+        return data, lfdata.read_dataset(args.valfile, setup.schema, encoder)
+    return split(data, args.valsize, args.seed)
+
+
+def split(data, valsize, seed):
+    n = len(data)
+    n_val = int(round(valsize * n)) if valsize < 1 else int(valsize)
+    n_val = min(n_val, n - 1)
+    if n_val <= 0:
+        log.warning("no validation set (%d instances): saving the model after every epoch", n)
+        return data, None
+    order = np.random.default_rng(seed).permutation(n)
+    return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))
+
+
+def write_arch_file(prefix, arch):
+    import json
+    with open(f"{prefix}.arch.json", "w", encoding="utf-8") as f:
+        json.dump(arch, f, indent=2, ensure_ascii=False)
+
+
+def save(prefix, setup, network, optimizer, args):
+    info = {
+        "schema": setup.schema.to_json(),
+        "vocabs": {k: v.to_json() for k, v in setup.vocabs.items()},
+        "arch": setup.arch,
+        "options": {k: v for k, v in vars(args).items() if k != "explicit"},
+        "history": setup.history,
+        "position": setup.position,
+    }
+    tensors = {"model": {k: v.detach().cpu() for k, v in network.state_dict().items()}}
+    if optimizer is not None:
+        tensors["optimizer"] = optimizer_state_cpu(optimizer)
+    model_io.save_model(prefix, info, tensors)
+
+
+def optimizer_state_cpu(optimizer):
+    state = optimizer.state_dict()
+    state["state"] = {k: {n: (t.cpu() if torch.is_tensor(t) else t) for n, t in s.items()} for k, s in state["state"].items()}
+    return state
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM or the stop file; a second SIGINT aborts at once."""
+
+    def __init__(self, stopfile):
+        self.stopfile = stopfile
+        self.reason = None
+        if os.path.exists(stopfile):
+            log.warning("removing an old stop file %s", stopfile)
+            os.remove(stopfile)
+
+    def install(self):
+        signal.signal(signal.SIGINT, self._signal)
+        signal.signal(signal.SIGTERM, self._signal)
+
+    def _signal(self, number, frame):
+        if self.reason and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = signal.Signals(number).name
+
+    def check(self):
+        if self.reason is None and os.path.exists(self.stopfile):
+            self.reason = f"stop file {self.stopfile}"
+            try:
+                os.remove(self.stopfile)
+            except OSError:
+                pass
+        return self.reason
+
+
+class Trainer:
+    def __init__(self, args, setup, network, device, train_set, val_set):
+        self.args, self.setup, self.network, self.device = args, setup, network, device
+        self.task = setup.arch["task"]
+        self.metric = "loss" if self.task == "regression" else args.es_metric
+        training = setup.arch["training"]
+        self.batch_size = int(training["batchsize"])
+        self.train_data = TensorData(train_set)
+        self.val_data = TensorData(val_set) if val_set is not None else None
+        self.optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=training["learningrate"])
+        if setup.optimizer_state:
+            self.optimizer.load_state_dict(setup.optimizer_state)
+        self.grad_clip = training.get("grad_clip") or 0
+        self.unk = UnknownReplacer(setup, training.get("word_dropout") or 0)
+        self.rng = np.random.default_rng(args.seed + setup.position["epoch"])
+        self.stop = StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
+        self.best = best_of(setup.history, self.metric)
+        self.bad_validations = 0
+        self.batches_per_epoch = math.ceil(self.train_data.size / self.batch_size)
+        self.report_every = self._every(args.repeverybatches, args.repeveryinstances, max(50, self.batches_per_epoch // 10))
+        self.validate_every = self._every(args.valeverybatches, args.valeveryinstances, None)
+
+    def _every(self, batches, instances, default):
+        if batches:
+            return batches
+        if instances:
+            return max(1, math.ceil(instances / self.batch_size))
+        return default
+
+    def run(self):
+        self.stop.install()
+        args = self.args
+        log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d",
+                 self.train_data.size, self.val_data.size if self.val_data else 0,
+                 "sequences" if self.train_data.is_sequence else "instances",
+                 self.batch_size, self.setup.arch["training"]["learningrate"], self.metric, args.es_patience)
+        first_epoch = self.setup.position["epoch"] + 1
+        self.started = time.time()
+        self.total_batches = args.maxepochs * self.batches_per_epoch
+        self.done_batches = 0
+        for epoch in range(first_epoch, first_epoch + args.maxepochs):
+            finished = self.run_epoch(epoch)
+            if finished:
+                break
+        else:
+            log.info("reached --maxepochs %d", args.maxepochs)
+        self.finish()
+
+    def run_epoch(self, epoch):
+        self.network.train()
+        totals = Totals()
+        batches = epoch_order(self.train_data, self.batch_size, self.rng, shuffle=not self.args.noshuffle)
+        for number, indices in enumerate(batches, 1):
+            self.train_step(indices, totals)
+            self.done_batches += 1
+            if number % self.report_every == 0:
+                self.report(epoch, number, totals)
+                totals = Totals()
+            if self.validate_every and number % self.validate_every == 0 and number < len(batches):
+                if self.validate(epoch, number):
+                    return True
+            if self.stop.check():
+                log.info("stopping: %s", self.stop.reason)
+                return True
+        self.setup.position["epoch"] = epoch
+        if epoch % self.args.valeveryepochs == 0 or self.val_data is None:
+            return self.validate(epoch, len(batches))
+        return False
+
+    def train_step(self, indices, totals):
+        batch = to_device(self.unk(self.train_data.batch(indices)), self.device)
+        scores = self.network(batch)
+        loss = self.network.loss(scores, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
+        self.optimizer.step()
+        totals.add(loss.item(), *count_correct(self.network, scores, batch))
+        self.setup.position["instances"] += len(indices)
+
+    def report(self, epoch, number, totals):
+        elapsed = time.time() - self.started
+        rate = self.setup.position["instances"] / elapsed if elapsed else 0.0
+        left = (self.total_batches - self.done_batches) * elapsed / max(1, self.done_batches)
+        log.info("epoch %d batch %d/%d: loss %.4f%s, %.0f %s/s, at most %s left", epoch, number, self.batches_per_epoch,
+                 totals.loss(), self.accuracy_text(totals), rate,
+                 "sequences" if self.train_data.is_sequence else "instances", format_seconds(left))
+
+    def accuracy_text(self, totals):
+        return "" if self.task == "regression" else f", accuracy {totals.accuracy():.4f}"
+
+    def validate(self, epoch, number):
+        """Evaluates, saves the model if it is the best so far; True means stop training."""
+        if self.val_data is None:
+            self.save()
+            return False
+        loss, accuracy = evaluate(self.network, self.val_data, self.device)
+        entry = {"epoch": epoch, "batch": number, "loss": loss, "instances": self.setup.position["instances"]}
+        if self.task == "regression":
+            entry["rmse"] = math.sqrt(loss) * self.setup.schema.target_std
+        else:
+            entry["accuracy"] = accuracy
+        self.setup.history.append(entry)
+        improved = is_better(entry, self.best, self.metric)
+        log.info("validation after epoch %d batch %d: loss %.4f, %s%s", epoch, number, loss,
+                 f"rmse {entry['rmse']:.4f}" if "rmse" in entry else f"accuracy {accuracy:.4f}",
+                 " (best so far, saved)" if improved else "")
+        self.network.train()
+        if improved:
+            self.best = entry
+            self.bad_validations = 0
+            self.save()
+            return False
+        self.bad_validations += 1
+        if self.args.es_patience and self.bad_validations >= self.args.es_patience:
+            log.info("early stopping: no improvement of validation %s in %d validations", self.metric, self.bad_validations)
+            return True
+        return False
+
+    def save(self):
+        save(self.args.modelprefix, self.setup, self.network, self.optimizer, self.args)
+
+    def finish(self):
+        if self.best is None and self.val_data is not None:
+            self.save()
+        best = self.best or {}
+        summary = ", ".join(f"{k} {best[k]:.4f}" for k in ("loss", "accuracy", "rmse") if k in best)
+        log.info("done in %s; best model (%s) in %s", format_seconds(time.time() - self.started),
+                 summary or "last epoch", model_io.json_path(self.args.modelprefix))
+
+
+class Totals:
+    def __init__(self):
+        self.loss_sum = self.batches = self.correct = self.count = 0
+
+    def add(self, loss, correct, count):
+        self.loss_sum += loss
+        self.batches += 1
+        self.correct += correct
+        self.count += count
+
+    def loss(self):
+        return self.loss_sum / max(1, self.batches)
+
+    def accuracy(self):
+        return self.correct / max(1, self.count)
+
+
+class UnknownReplacer:
+    """Word dropout for training: replaces rare ids by the out-of-vocabulary id with
+    probability alpha / (alpha + count), so the network learns what unseen values mean."""
+
+    def __init__(self, setup, alpha):
+        embeddings = setup.arch["embeddings"]
+        self.tables = {}
+        if alpha > 0:
+            for emb_id, v in setup.vocabs.items():
+                if emb_id in embeddings and embeddings[emb_id]["train"] != "onehot":
+                    counts = torch.tensor(v.counts, dtype=torch.float).clamp(min=1)
+                    table = alpha / (alpha + counts)
+                    table[:2] = 0.0
+                    self.tables[emb_id] = table
+        self.nominal = [(c, self.tables[e]) for c, e in enumerate(setup.arch["nominal"]) if e in self.tables]
+        self.lists = [(i, self.tables.get(s["emb"])) for i, s in enumerate(setup.arch["lists"]) if s["emb"] in self.tables]
+
+    def __call__(self, batch):
+        if not self.nominal and not self.lists:
+            return batch
+        if self.nominal:
+            nominal = batch["nominal"].clone()
+            for column, table in self.nominal:
+                ids = nominal[..., column]
+                nominal[..., column] = self._replace(ids, table)
+            batch["nominal"] = nominal
+        lists = list(batch["lists"])
+        for i, table in self.lists:
+            lists[i] = self._replace(lists[i], table)
+        batch["lists"] = lists
+        return batch
+
+    @staticmethod
+    def _replace(ids, table):
+        drop = torch.rand(ids.shape) < table[ids]
+        return ids.masked_fill(drop, lfdata.OOV)
+
+
+def count_correct(network, scores, batch):
+    if network.task == "regression":
+        return 0, 0
+    with torch.no_grad():
+        predicted = scores.argmax(dim=-1)
+        if network.task == "sequence":
+            mask = batch["mask"]
+            return int((predicted[mask] == batch["target"][mask]).sum()), int(mask.sum())
+        return int((predicted == batch["target"]).sum()), len(predicted)
+
+
+def evaluate(network, data, device, batch_size=256):
+    """-> (mean loss per instance or element, accuracy)."""
+    network.eval()
+    totals = Totals()
+    loss_sum = weight = 0.0
+    with torch.no_grad():
+        for indices in epoch_order(data, batch_size, None, shuffle=False):
+            batch = to_device(data.batch(indices), device)
+            scores = network(batch)
+            n = int(batch["mask"].sum()) if "mask" in batch else len(indices)
+            loss_sum += network.loss(scores, batch).item() * n
+            weight += n
+            totals.add(0.0, *count_correct(network, scores, batch))
+    return loss_sum / max(1.0, weight), totals.accuracy()
+
+
+def is_better(entry, best, metric):
+    if best is None:
+        return True
+    if metric == "accuracy":
+        return (entry["accuracy"], -entry["loss"]) > (best["accuracy"], -best["loss"])
+    return entry["loss"] < best["loss"]
+
+
+def best_of(history, metric):
+    best = None
+    for entry in history:
+        if metric in entry and is_better(entry, best, metric):
+            best = entry
+    return best
+
+
+def format_seconds(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
