@@ -15,12 +15,17 @@ import sys
 from pathlib import Path
 
 from .errors import ModelError, UsageError
+from .lfdata import Feature
+from .vocab import CHARS_EMB_ID, build_char_vocab
 from .modules.base import LFModule
+from .modules.crf import looks_like_chunk_labels
 
 DEFAULT_MODULE = {"classification": "mlp", "regression": "mlp", "sequence": "bilstm_tagger"}
+CHUNK_MODULE = "bilstm_crf"
 TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 0.25, "grad_clip": 5.0}
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
+CHAR_MIN_VOCAB = 500
 
 
 def task_of(schema):
@@ -41,15 +46,47 @@ def embedding_spec(vocab):
     return {"vocab_size": len(vocab), "dims": dims, "train": train}
 
 
+def char_sources(schema, vocabs):
+    """The word feature whose characters are worth reading: of the nominal features that
+    hold the instance's own value (kind A, or window position 0) with at least
+    CHAR_MIN_VOCAB values, the one with the largest vocabulary; never previous labels."""
+    candidates = [f for f in schema.nominal
+                  if (f.kind == "A" or f.name.endswith("╬L0")) and "gate.LF.target" not in f.name
+                  and len(vocabs[f.emb_id]) >= CHAR_MIN_VOCAB]
+    if not candidates:
+        return []
+    return [max(candidates, key=lambda f: len(vocabs[f.emb_id]))]
+
+
+def add_char_features(schema, vocabs, feature_stats):
+    """Adds a character list per word-like feature (see char_sources); -> their names."""
+    sources = char_sources(schema, vocabs)
+    if sources:
+        vocabs[CHARS_EMB_ID] = build_char_vocab(sources, feature_stats)
+        for f in sources:
+            schema.features.append(Feature(f.index, f.name, f.kind, f.datatype, f.attrid, "chars", CHARS_EMB_ID))
+    return [f.name for f in sources]
+
+
 def list_spec(feature, ngram_layer):
+    if feature.role == "chars":
+        return {"emb": feature.emb_id, "layer": "cnn", "widths": [3], "channels": 50}
     if ngram_layer == "lstm":
         return {"emb": feature.emb_id, "layer": "lstm", "hidden": 100}
     return {"emb": feature.emb_id, "layer": "cnn", "widths": [3, 4, 5], "channels": 100}
 
 
+def default_module(schema):
+    """-> (module name, why)."""
+    task = task_of(schema)
+    if task == "sequence" and looks_like_chunk_labels(schema.labels):
+        return CHUNK_MODULE, "chunk labels (Type|B, Type|I, O): a CRF scores whole label sequences and keeps chunks valid"
+    return DEFAULT_MODULE[task], f"the default for {task}"
+
+
 def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
     task = task_of(schema)
-    module = module or DEFAULT_MODULE[task]
+    module = module or default_module(schema)[0]
     module_class = find_module(module)
     check_task(module_class, module, task)
     used = {f.emb_id for f in schema.nominal + schema.lists}
@@ -57,6 +94,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
         "module": module,
         "task": task,
         "n_outputs": len(schema.labels) if schema.labels else 1,
+        "labels": schema.labels,
         "embeddings": {k: embedding_spec(v) for k, v in vocabs.items() if k in used},
         "nominal": [f.emb_id for f in schema.nominal],
         "numeric": len(schema.numeric),
@@ -95,12 +133,13 @@ def read_arch_file(path, default):
 
 
 def module_search_path():
-    """User modules: `$WRAPPER_HOME/modules/NAME.py` first, then the package's own."""
-    paths = []
+    """User modules first: `$WRAPPER_HOME/modules/`, the `modules/` folder beside this
+    package (the wrapper directory's, when run from there), then the package's own."""
+    package = Path(__file__).resolve().parent
+    paths = [package.parent / "modules", package / "modules"]
     if os.environ.get("WRAPPER_HOME"):
-        paths.append(Path(os.environ["WRAPPER_HOME"]) / "modules")
-    paths.append(Path(__file__).parent / "modules")
-    return paths
+        paths.insert(0, Path(os.environ["WRAPPER_HOME"]) / "modules")
+    return list(dict.fromkeys(paths))
 
 
 def find_module(name):
@@ -119,7 +158,7 @@ def find_module(name):
 
 def _import_file(name, path):
     package = "filejsonpytorch.modules"
-    if path.parent == Path(__file__).parent / "modules":
+    if path.parent == Path(__file__).resolve().parent / "modules":
         return importlib.import_module(f"{package}.{name}")
     spec = importlib.util.spec_from_file_location(f"{package}.user_{name}", path)
     module = importlib.util.module_from_spec(spec)

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import DataError, located
 
 PAD, OOV = 0, 1
+MAX_WORD_CHARS = 30
 MISSING_EMB_ID = "attr{}"
 
 
@@ -29,7 +30,7 @@ class Feature:
     kind: str  # A, L, N
     datatype: str  # nominal, numeric, boolean
     attrid: int
-    role: str  # nominal, list, numeric, boolean
+    role: str  # nominal, list, numeric, boolean; chars: the characters of feature `index`
     emb_id: str = ""
     mean: float = 0.0
     std: float = 1.0
@@ -54,7 +55,13 @@ class FeatureSchema:
 
     @property
     def lists(self):
-        return [f for f in self.features if f.role == "list"]
+        """List inputs: n-gram/list features, then the character lists of word features."""
+        return [f for f in self.features if f.role == "list"] + [f for f in self.features if f.role == "chars"]
+
+    @property
+    def n_values(self):
+        """The number of values per instance (or element) in the data."""
+        return sum(1 for f in self.features if f.role != "chars")
 
     @property
     def numeric(self):
@@ -164,9 +171,10 @@ class Encoder:
 
     def __init__(self, schema, vocabs):
         self.schema = schema
-        self.n_features = len(schema.features)
+        self.n_features = schema.n_values
         self.nominal = [(f.index, vocabs[f.emb_id].stoi, f) for f in schema.nominal]
         self.lists = [(f.index, vocabs[f.emb_id].stoi, f) for f in schema.lists]
+        self.list_encoders = [self._chars if f.role == "chars" else self._list for f in schema.lists]
         self.numeric = [(f.index, f) for f in schema.numeric]
         self.maxlens = schema.maxlens
 
@@ -179,7 +187,7 @@ class Encoder:
             raise ValueError(f"expected {self.n_features} feature values, got {len(values)}")
         nominal = [self._nominal(values[i], stoi, f) for i, stoi, f in self.nominal]
         numeric = [self._number(values[i], f) for i, f in self.numeric]
-        lists = [self._list(values[i], stoi, f) for i, stoi, f in self.lists]
+        lists = [encode(values[i], stoi, f) for encode, (i, stoi, f) in zip(self.list_encoders, self.lists)]
         return nominal, numeric, lists
 
     @staticmethod
@@ -215,6 +223,12 @@ class Encoder:
             ids.append(stoi.get(item, OOV))
         limit = self.maxlens.get(feature.index)
         return shorten(ids, *limit) if limit else ids
+
+
+    @staticmethod
+    def _chars(value, stoi, feature):
+        text = value if isinstance(value, str) else _number_text(value)
+        return [stoi.get(c, OOV) for c in text[:MAX_WORD_CHARS]]
 
 
 def shorten(items, maxlen, where):

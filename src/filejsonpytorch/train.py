@@ -30,6 +30,7 @@ def main(argv=None):
 
 
 def train(args):
+    os.makedirs(os.path.dirname(os.path.abspath(args.modelprefix)), exist_ok=True)
     setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
     if args.nocreate:
         log.info("--nocreate: nothing to do")
@@ -78,6 +79,11 @@ def new_setup(args):
     schema.maxlens = parse_maxlens(args.maxlens, schema, attributes)
     settings = vocabs_mod.embedding_settings(schema, attributes, vocabs_mod.parse_embs(args.embs))
     vocabs = vocabs_mod.build_vocabs(schema, meta["featureStats"], settings)
+    if args.chars:
+        sources = architecture.add_char_features(schema, vocabs, meta["featureStats"])
+        if sources:
+            log.info("character features for %s: a CNN over each word's characters, so unseen words are not blind",
+                     ", ".join(sources))
     pretrained = prepare_pretrained(vocabs, args.datadir, np.random.default_rng(args.seed))
     arch = make_arch(args, schema, vocabs)
     network = architecture.build_network(arch)
@@ -86,6 +92,9 @@ def new_setup(args):
 
 
 def make_arch(args, schema, vocabs):
+    if not args.module:
+        module, why = architecture.default_module(schema)
+        log.info("module %s: %s", module, why)
     arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
     if args.arch:
         arch = architecture.read_arch_file(args.arch, arch)
@@ -377,11 +386,13 @@ class UnknownReplacer:
         return ids.masked_fill(drop, lfdata.OOV)
 
 
-def count_correct(network, scores, batch):
+def count_correct(network, scores, batch, predicted=None):
+    """(correct, count); during training from the scores' argmax, which is cheap."""
     if network.task == "regression":
         return 0, 0
     with torch.no_grad():
-        predicted = scores.argmax(dim=-1)
+        if predicted is None:
+            predicted = scores.argmax(dim=-1)
         if network.task == "sequence":
             mask = batch["mask"]
             return int((predicted[mask] == batch["target"][mask]).sum()), int(mask.sum())
@@ -400,7 +411,7 @@ def evaluate(network, data, device, batch_size=256):
             n = int(batch["mask"].sum()) if "mask" in batch else len(indices)
             loss_sum += network.loss(scores, batch).item() * n
             weight += n
-            totals.add(0.0, *count_correct(network, scores, batch))
+            totals.add(0.0, *count_correct(network, scores, batch, predicted=network.predict(scores, batch)[0]))
     return loss_sum / max(1.0, weight), totals.accuracy()
 
 

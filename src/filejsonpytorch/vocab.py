@@ -131,3 +131,18 @@ def build_vocabs(schema, feature_stats, settings):
         itos = SPECIALS + kept
         vocabs[emb_id] = Vocab(emb_id, itos, [0, 0] + [counts[v] for v in kept], settings[emb_id])
     return vocabs
+
+
+CHARS_EMB_ID = "chars"
+
+
+def build_char_vocab(sources, feature_stats, dims=30):
+    """Characters of the values of the word features in `sources`, by descending count."""
+    counts = {}
+    for feature in sources:
+        for value, n in (feature_stats.get(feature.name, {}).get("stringCounts") or {}).items():
+            for c in value:
+                counts[c] = counts.get(c, 0) + n
+    kept = sorted(counts, key=lambda c: (-counts[c], c))
+    settings = EmbeddingSettings(CHARS_EMB_ID, dims=dims, train="yes")
+    return Vocab(CHARS_EMB_ID, SPECIALS + kept, [0, 0] + [counts[c] for c in kept], settings)

@@ -17,6 +17,7 @@ from .encoder import InputEncoder
 
 class BiLSTMTagger(LFModule):
     hparams = {"hidden": 200, "lstm_hidden": 100, "lstm_layers": 1, "dropout": 0.5}
+    tasks = {"sequence"}
 
     def __init__(self, arch):
         super().__init__(arch)

@@ -18,6 +18,7 @@ from .encoder import InputEncoder
 
 class MLP(LFModule):
     hparams = {"hidden": 200, "layers": 1, "dropout": 0.5, "input_dropout": 0.0}
+    tasks = {"classification", "regression"}
 
     def __init__(self, arch):
         super().__init__(arch)

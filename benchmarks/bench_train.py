@@ -1,0 +1,180 @@
+"""Training throughput of our Trainer against a bare PyTorch loop, per epoch.
+
+For every shared dataset the setup is built exactly as the trainer builds it
+(`train.new_setup`, `train.datasets`). Then, epoch by epoch and interleaved:
+
+- ours: `train.Trainer.run_epoch`, the real code path (batch gathering from TensorData,
+  word dropout, loss/accuracy bookkeeping, reports, stop-file checks), without validation;
+- bare: the same network class from the same initial weights, the same batches (same
+  indices, built into tensors before the clock starts), and only forward, loss, backward,
+  gradient clipping and the Adam step.
+
+The ratio is our epoch time over the bare epoch time (1.0 = no overhead).
+
+    python benchmarks/bench_train.py [--datasets NAME ...] [--epochs N] [--max-batches N]
+"""
+
+import argparse
+import copy
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from filejsonpytorch import architecture, config, train
+from filejsonpytorch.batches import TensorData, epoch_order
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = ("class-ionosphere", "class-ngram-sp1", "class-window-pos1", "seq-pos1", "seq-pos2", "abalone-train",
+            "ner-wikigold-train", "ner-wikigold-multi-train", "sentpol-train", "pos-ud-seq-train")
+WARM_UP_BATCHES = 5
+
+
+def main():
+    opts = parse_args()
+    silence_training_log()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times are wall clock, "
+          f"ratio = our epoch time / bare epoch time (cpu: the same for process CPU time)")
+    print(HEADER)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as workdir:
+        for name in opts.datasets:
+            print(format_row(bench_dataset(name, workdir, opts)), flush=True)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS, metavar="NAME",
+                        help=f"datasets in {DATA_DIR} (default: all)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs to time, each for ours and bare")
+    parser.add_argument("--max-batches", type=int, default=None,
+                        help="train on the first N batches' worth of instances only (quick runs)")
+    return parser.parse_args()
+
+
+def silence_training_log():
+    """The trainer's reports are formatted and written, as in training, but to /dev/null."""
+    log = logging.getLogger("filejsonpytorch")
+    log.handlers = [logging.StreamHandler(open(os.devnull, "w"))]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def meta_path(name):
+    flat = DATA_DIR / f"{name}.meta.json"
+    return flat if flat.exists() else DATA_DIR / name / "crvd.meta.json"
+
+
+def bench_dataset(name, workdir, opts):
+    args = config.parse_train_args([str(meta_path(name)), os.path.join(workdir, name), "--seed", "1"])
+    torch.manual_seed(args.seed)
+    setup = train.new_setup(args)
+    train_set, val_set = train.datasets(args, setup)
+    batch_size = int(setup.arch["training"]["batchsize"])
+    train_set = first_batches(train_set, opts.max_batches, batch_size)
+    initial_weights = copy.deepcopy(setup.network.state_dict())
+    ours = make_trainer(args, setup, train_set, val_set, opts.epochs)
+    bare = BareLoop(setup.arch, initial_weights, ours.train_data, copy.deepcopy(ours.rng))
+    bare.warm_up(initial_weights)
+    epochs = [time_epoch(ours, bare, epoch) for epoch in range(1, opts.epochs + 1)]
+    sequence = ours.train_data.is_sequence
+    units = int(train_set.lengths().sum()) if sequence else len(train_set)
+    return {"dataset": name, "unit": "tokens" if sequence else "inst", "units": units,
+            "batches": ours.batches_per_epoch, "epochs": epochs}
+
+
+def first_batches(data, max_batches, batch_size):
+    if not max_batches or max_batches * batch_size >= len(data):
+        return data
+    return data.subset(np.arange(max_batches * batch_size))
+
+
+def make_trainer(args, setup, train_set, val_set, epochs):
+    """A Trainer in the state `Trainer.run` leaves it in before the first epoch."""
+    trainer = train.Trainer(args, setup, setup.network, torch.device("cpu"), train_set, val_set)
+    trainer.started = time.time()
+    trainer.total_batches = epochs * trainer.batches_per_epoch
+    trainer.done_batches = 0
+    trainer.validate = lambda epoch, number: False  # validation is not part of an epoch's cost
+    return trainer
+
+
+class BareLoop:
+    """The same optimisation as the Trainer, on batches built beforehand."""
+
+    def __init__(self, arch, weights, data, rng):
+        self.arch, self.data, self.rng = arch, data, rng
+        self.network = build(arch, weights)
+        self.optimizer = make_optimizer(self.network, arch)
+        self.batch_size = int(arch["training"]["batchsize"])
+        self.grad_clip = arch["training"].get("grad_clip") or 0
+
+    def prepare_epoch(self):
+        """The epoch's batches in the Trainer's order (its random generator's twin)."""
+        return [self.data.batch(indices) for indices in epoch_order(self.data, self.batch_size, self.rng)]
+
+    def warm_up(self, weights):
+        """A few steps on a throwaway copy, so neither side pays first-call costs."""
+        network = build(self.arch, weights)
+        optimizer = make_optimizer(network, self.arch)
+        order = epoch_order(self.data, self.batch_size, np.random.default_rng(0))
+        step_all(network, optimizer, [self.data.batch(i) for i in order[:WARM_UP_BATCHES]], self.grad_clip)
+
+    def run(self, batches):
+        step_all(self.network, self.optimizer, batches, self.grad_clip)
+
+
+def build(arch, weights):
+    network = architecture.build_network(arch)
+    network.load_state_dict(weights)
+    return network.train()
+
+
+def make_optimizer(network, arch):
+    return torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=arch["training"]["learningrate"])
+
+
+def step_all(network, optimizer, batches, grad_clip):
+    for batch in batches:
+        loss = network.loss(network(batch), batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
+        optimizer.step()
+
+
+def time_epoch(ours, bare, epoch):
+    """-> {side: (wall s, cpu s)}; who goes first alternates between epochs."""
+    batches = bare.prepare_epoch()
+    runs = {"ours": lambda: ours.run_epoch(epoch), "bare": lambda: bare.run(batches)}
+    order = ("ours", "bare") if epoch % 2 else ("bare", "ours")
+    return {side: timed(runs[side]) for side in order}
+
+
+def timed(work):
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+HEADER = (f"{'dataset':26} {'units/epoch':>14} {'batches':>7} {'ours/s':>9} {'bare/s':>9} "
+          f"{'ratio':>6} {'cpu':>5}  per epoch")
+
+
+def format_row(result):
+    epochs = result["epochs"]
+    ours = sum(e["ours"][0] for e in epochs)
+    bare = sum(e["bare"][0] for e in epochs)
+    cpu = sum(e["ours"][1] for e in epochs) / sum(e["bare"][1] for e in epochs)
+    per_epoch = " ".join(f"{e['ours'][0] / e['bare'][0]:.2f}" for e in epochs)
+    units = result["units"] * len(epochs)
+    return (f"{result['dataset']:26} {result['units']:>7} {result['unit']:6} {result['batches']:>7} "
+            f"{units / ours:>9.0f} {units / bare:>9.0f} {ours / bare:>6.2f} {cpu:>5.2f}  {per_epoch}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""A starting point for your own network module.
+
+Copy this file to `MyNet.py` in the `modules` folder of your wrapper directory
+(DATADIR/FileJsonPyTorch/modules/, next to train.sh; or into filejsonpytorch/modules/),
+rename the class, edit it, and train with `--module MyNet`. The model file records the
+module name and its hyper-parameters; application rebuilds the network from this code
+and the saved weights, so keep the file where it is for as long as you use the model.
+
+What you get:
+- `arch`: the architecture dict the trainer printed (embeddings, inputs, `hparams`,
+  `task`: classification, sequence or regression, `n_outputs`, `labels`).
+- `InputEncoder(arch)`: embeds all features of an instance (or of every sequence element)
+  into one vector of size `encoder.out_dim`.
+- `forward(batch)` must return scores: [B, C] (classification), [B, T, C] (sequences,
+  `batch["mask"]` marks real elements) or [B] (regression). Override `loss` and `predict`
+  (see base.py) only if your output is something else, as bilstm_crf.py does.
+Hyper-parameters in `hparams` can be changed with `--arch FILE` without editing code.
+"""
+
+from torch import nn
+
+from filejsonpytorch.modules.base import LFModule
+from filejsonpytorch.modules.encoder import InputEncoder
+
+
+class TemplateNet(LFModule):
+    hparams = {"hidden": 100, "dropout": 0.3}
+
+    def __init__(self, arch):
+        super().__init__(arch)
+        self.encoder = InputEncoder(arch)
+        self.hidden = nn.Sequential(nn.Linear(self.encoder.out_dim, self.hp["hidden"]), nn.ReLU(), nn.Dropout(self.hp["dropout"]))
+        self.output = nn.Linear(self.hp["hidden"], self.n_outputs)
+
+    def forward(self, batch):
+        scores = self.output(self.hidden(self.encoder(batch)))
+        return scores.squeeze(-1) if self.task == "regression" else scores
