@@ -9,15 +9,22 @@ For every shared dataset the setup is built exactly as the trainer builds it
   indices, built into tensors before the clock starts), and only forward, loss, backward,
   gradient clipping and the Adam step.
 
-The ratio is our epoch time over the bare epoch time (1.0 = no overhead).
+Ours and bare alternate epoch by epoch (who goes first alternates too), and the ratio is
+the median over epochs of our epoch time over the bare epoch time next to it (1.0 = no
+overhead): neighbouring epochs see about the same load on a shared CPU. Throughputs are
+from each side's fastest epoch. Small datasets run more epochs (--min-batches), so that
+the figures are not noise.
 
-    python benchmarks/bench_train.py [--datasets NAME ...] [--epochs N] [--max-batches N]
+    python benchmarks/bench_train.py [--datasets NAME ...] [--epochs N] [--min-batches N]
+                                     [--max-batches N] [--threads N]
 """
 
 import argparse
 import copy
 import logging
+import math
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -36,9 +43,10 @@ WARM_UP_BATCHES = 5
 
 def main():
     opts = parse_args()
+    torch.set_num_threads(opts.threads)
     silence_training_log()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times are wall clock, "
-          f"ratio = our epoch time / bare epoch time (cpu: the same for process CPU time)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s). Throughput: each side's fastest epoch. "
+          f"ratio: median over epochs of our time / bare time, wall clock (cpu: process CPU time), and its range")
     print(HEADER)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as workdir:
         for name in opts.datasets:
@@ -50,8 +58,12 @@ def parse_args():
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS, metavar="NAME",
                         help=f"datasets in {DATA_DIR} (default: all)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs to time, each for ours and bare")
+    parser.add_argument("--min-batches", type=int, default=300,
+                        help="time more epochs than --epochs where needed to reach N batches per side")
     parser.add_argument("--max-batches", type=int, default=None,
                         help="train on the first N batches' worth of instances only (quick runs)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for both sides (1: steadiest on a shared CPU)")
     return parser.parse_args()
 
 
@@ -76,10 +88,11 @@ def bench_dataset(name, workdir, opts):
     batch_size = int(setup.arch["training"]["batchsize"])
     train_set = first_batches(train_set, opts.max_batches, batch_size)
     initial_weights = copy.deepcopy(setup.network.state_dict())
-    ours = make_trainer(args, setup, train_set, val_set, opts.epochs)
+    n_epochs = max(opts.epochs, math.ceil(opts.min_batches / math.ceil(len(train_set) / batch_size)))
+    ours = make_trainer(args, setup, train_set, val_set, n_epochs)
     bare = BareLoop(setup.arch, initial_weights, ours.train_data, copy.deepcopy(ours.rng))
     bare.warm_up(initial_weights)
-    epochs = [time_epoch(ours, bare, epoch) for epoch in range(1, opts.epochs + 1)]
+    epochs = [time_epoch(ours, bare, epoch) for epoch in range(1, n_epochs + 1)]
     sequence = ours.train_data.is_sequence
     units = int(train_set.lengths().sum()) if sequence else len(train_set)
     return {"dataset": name, "unit": "tokens" if sequence else "inst", "units": units,
@@ -161,19 +174,18 @@ def timed(work):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-HEADER = (f"{'dataset':26} {'units/epoch':>14} {'batches':>7} {'ours/s':>9} {'bare/s':>9} "
-          f"{'ratio':>6} {'cpu':>5}  per epoch")
+HEADER = (f"{'dataset':26} {'units/epoch':>14} {'batches':>7} {'epochs':>6} {'ours/s':>9} {'bare/s':>9} "
+          f"{'ratio':>6} {'cpu':>5}  {'range':>9}")
 
 
 def format_row(result):
     epochs = result["epochs"]
-    ours = sum(e["ours"][0] for e in epochs)
-    bare = sum(e["bare"][0] for e in epochs)
-    cpu = sum(e["ours"][1] for e in epochs) / sum(e["bare"][1] for e in epochs)
-    per_epoch = " ".join(f"{e['ours'][0] / e['bare'][0]:.2f}" for e in epochs)
-    units = result["units"] * len(epochs)
-    return (f"{result['dataset']:26} {result['units']:>7} {result['unit']:6} {result['batches']:>7} "
-            f"{units / ours:>9.0f} {units / bare:>9.0f} {ours / bare:>6.2f} {cpu:>5.2f}  {per_epoch}")
+    ours, bare = (min(e[side][0] for e in epochs) for side in ("ours", "bare"))
+    wall = [e["ours"][0] / e["bare"][0] for e in epochs]
+    cpu = [e["ours"][1] / e["bare"][1] for e in epochs]
+    return (f"{result['dataset']:26} {result['units']:>7} {result['unit']:6} {result['batches']:>7} {len(epochs):>6} "
+            f"{result['units'] / ours:>9.0f} {result['units'] / bare:>9.0f} {statistics.median(wall):>6.2f} "
+            f"{statistics.median(cpu):>5.2f}  {min(wall):.2f}-{max(wall):.2f}")
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def test_no_usable_python_exits_3_and_says_what_was_tried(stubbed, tmp_path):
 
     result = run_script(stubbed / "apply.sh", "m", "meta", stubbed, env=env)
 
-    assert result.returncode == 3
+    assert result.returncode == 5
     assert result.stdout == ""
     assert "no usable Python" in result.stderr
     for tried in ("/nonexistent/python: not found", "python3: Python 2.7.18", "python: Python 2.7.18"):

@@ -8,8 +8,15 @@ so a print or a library warning (even from C code) can never desynchronise the h
 """
 
 import json
+import logging
+import math
 import os
 import sys
+
+log = logging.getLogger("filejsonpytorch")
+BOM = "\ufeff".encode("utf-8")
+MAX_ERROR_CHARS = 1000
+NOT_FINITE = "the model's output is not a finite number (are the numeric feature values in range?)"
 
 
 def protect_stdout():
@@ -74,28 +81,47 @@ class Server:
         return cls(schema, lfdata.Encoder(schema, vocabs), network, device)
 
     def serve(self, requests, protocol):
+        """Answers every request line with one response line until EOF or `STOP`."""
         with self.torch.inference_mode():
             for raw in requests:
-                line = raw.strip()
+                line = _clean(raw)
                 if line == b"STOP":
                     break
-                protocol.write(self.answer(line))
-                protocol.write("\n")
-                protocol.flush()
+                try:
+                    protocol.write(self.answer(line) + "\n")
+                    protocol.flush()
+                except BrokenPipeError:
+                    log.info("the host closed our stdout: stopping")
+                    _close_quietly(protocol)
+                    break
         return 0
 
     def answer(self, line):
+        """-> one JSON response (no newline) for one request line (bytes); never raises."""
+        line = _clean(line)
+        if not line:
+            return error_response("empty request line")
         try:
-            request = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
-            return self.predict(request)
-        except UnicodeDecodeError:
-            return error_response("the request is not valid UTF-8")
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return error_response(f"the request is not valid UTF-8 (byte {e.start}: {e.reason})")
+        try:
+            request = json.loads(text, parse_constant=_reject_constant)
         except RecursionError:
             return error_response("the request is nested too deeply")
+        except json.JSONDecodeError as e:
+            return error_response(f"not valid JSON ({e})")
+        except ValueError as e:  # NaN/Infinity literals, integers with too many digits
+            return error_response(f"not valid JSON ({e})")
+        try:
+            return self.predict(request)
         except ValueError as e:
-            if not line:
-                return error_response("empty request line")
-            return error_response(str(e) if not isinstance(e, json.JSONDecodeError) else f"not valid JSON ({e})")
+            return error_response(str(e))
+        except OverflowError:
+            return error_response("a number in the request is too large")
+        except Exception as e:  # anything else must not end the service
+            log.warning("request failed: %s: %s", type(e).__name__, e)
+            return error_response(f"cannot answer this request ({type(e).__name__}: {e})")
 
     def predict(self, request):
         encoded = self.encode(request)
@@ -107,14 +133,23 @@ class Server:
         predicted, probabilities = self.network.predict(scores, batch)
         if self.regression:
             value = float(predicted[0]) * self.schema.target_std + self.schema.target_mean
+            if not math.isfinite(value):
+                raise ValueError(NOT_FINITE)
             return json.dumps({"status": "ok", "output": value})
+        if not bool(self.torch.isfinite(probabilities).all()):
+            raise ValueError(NOT_FINITE)
         if self.is_sequence:
             return self.sequence_response(predicted[0], probabilities[0])
         return self.class_response(int(predicted[0]), probabilities[0])
 
     def encode(self, request):
         if not self.is_sequence:
-            return self.encoder.encode(request)
+            try:
+                return self.encoder.encode(request)
+            except ValueError as e:
+                if isinstance(request, list) and request and all(isinstance(v, list) for v in request):
+                    raise ValueError(f"{e} (this model classifies single instances: was a sequence sent?)") from None
+                raise
         if not isinstance(request, list) or not request:
             raise ValueError("expected a sequence: a non-empty list of element feature lists")
         encoded = []
@@ -142,7 +177,24 @@ class Server:
 
 
 def error_response(message):
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + "..."
     return json.dumps({"status": "error", "error": message})
+
+
+def _clean(raw):
+    """A request line without its line end, surrounding whitespace and a leading BOM."""
+    line = raw.strip()
+    if line.startswith(BOM):
+        line = line[len(BOM):].lstrip()
+    return line
+
+
+def _close_quietly(stream):
+    try:
+        stream.close()
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

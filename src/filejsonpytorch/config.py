@@ -23,6 +23,15 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" to an option's help unless the help already tells it."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def boolean(text):
     value = str(text).strip().lower()
     if value in ("true", "yes", "1", "on"):
@@ -50,7 +59,7 @@ def positive_float(text):
 
 def train_parser():
     p = Parser(prog="filejsonpytorch-train", description="Train a network on a GATE LearningFramework export.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=HelpFormatter)
     p.add_argument("metafile", help="the LF meta file, e.g. DATADIR/crvd.meta.json (the data file is found next to it)")
     p.add_argument("modelprefix", help="prefix of the model files to write, e.g. DATADIR/FileJsonPyTorch.model")
     a = p.add_argument
@@ -85,7 +94,7 @@ def train_parser():
 
 def apply_parser():
     p = Parser(prog="filejsonpytorch-apply", description="Answer GATE LearningFramework requests line by line on stdin/stdout.",
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=HelpFormatter)
     p.add_argument("modelprefix", help="prefix of the model files written by training")
     p.add_argument("--metafile", default=None, help="the LF meta file (accepted for the host; the model holds all it needs)")
     p.add_argument("--cuda", type=boolean, default=False, help="true/false: apply on a GPU")
@@ -105,12 +114,12 @@ def parse_train_args(argv=None):
 
 
 def explicit_options(parser, argv):
-    """The destinations of the options given on the command line."""
-    given = set()
-    for action in parser._actions:
-        if any(arg == s or arg.startswith(s + "=") for s in action.option_strings for arg in argv):
-            given.add(action.dest)
-    return given
+    """The destinations of the options given on the command line (also when abbreviated,
+    as argparse allows): parsed again into a namespace that marks every value unset."""
+    unset = object()
+    namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.option_strings})
+    parser.parse_args(argv, namespace)
+    return {a.dest for a in parser._actions if a.option_strings and getattr(namespace, a.dest) is not unset}
 
 
 def find_yaml(datadir):
@@ -129,8 +138,10 @@ def apply_yaml(args, parser, datadir):
     try:
         with open(path, encoding="utf-8") as f:
             settings = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UsageError(f"{path}: not valid YAML ({e})") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     if not isinstance(settings, dict):
         raise UsageError(f"{path}: expected key: value lines")
     actions = {a.dest: a for a in parser._actions if a.option_strings}
@@ -144,6 +155,14 @@ def apply_yaml(args, parser, datadir):
         if name not in args.explicit:
             setattr(args, name, _yaml_value(actions[name], value, path, key))
             args.explicit.add(name)
+
+
+def _yaml_problem(error):
+    """PyYAML's multi-line message as one line: 'line L, column C: problem'."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
 
 
 def _yaml_value(action, value, path, key):

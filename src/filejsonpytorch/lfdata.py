@@ -196,6 +196,8 @@ class Encoder:
             return stoi.get(value, OOV)
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected a string, got {_type(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"feature {feature.index} {feature.name!r}: {value} is not a valid value")
         # the LF writes numbers for nominal features coded from numeric GATE features
         return stoi.get(_number_text(value), OOV)
 
@@ -289,6 +291,21 @@ class Dataset:
             seq_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return Dataset(self.nominal[rows], self.numeric[rows], lists, offsets, self.target[rows], seq_offsets)
 
+    def id_counts(self, schema, vocab_sizes):
+        """{emb_id: occurrences of every id} over the nominal and list features."""
+        counts = {emb_id: np.zeros(size, dtype=np.int64) for emb_id, size in vocab_sizes.items()}
+        for column, f in enumerate(schema.nominal):
+            counts[f.emb_id] += np.bincount(self.nominal[:, column], minlength=vocab_sizes[f.emb_id])
+        for ids, f in zip(self.list_ids, schema.lists):
+            counts[f.emb_id] += np.bincount(ids, minlength=vocab_sizes[f.emb_id])
+        return counts
+
+    def remap(self, schema, tables):
+        """Replaces ids in place through {emb_id: old id -> new id} tables."""
+        for column, f in enumerate(schema.nominal):
+            self.nominal[:, column] = tables[f.emb_id][self.nominal[:, column]]
+        self.list_ids = [tables[f.emb_id][ids] for ids, f in zip(self.list_ids, schema.lists)]
+
     def rows_of(self, indices):
         indices = np.asarray(indices, dtype=np.int64)
         if self.seq_offsets is None:
@@ -347,14 +364,11 @@ def iter_data_lines(path):
 
 
 def _parse_line(line, path, number):
+    # NaN and Infinity are parsed as numbers, so that the encoder rejects them naming the feature
     try:
-        return json.loads(line, parse_constant=_reject_constant)
+        return json.loads(line)
     except (json.JSONDecodeError, ValueError) as e:
         raise DataError(f"{located(path, number)}: malformed JSON ({e})") from None
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not a valid number")
 
 
 def read_dataset(path, schema, encoder, first_line=None):

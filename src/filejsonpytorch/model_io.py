@@ -8,9 +8,12 @@ loading a model never runs code from the model files.
 A save is atomic at every moment: the tensors go to a new numbered file (written to a
 temporary name, flushed, renamed), then the JSON is replaced the same way, and only then
 is the previous tensor file removed. A crash at any point leaves a JSON naming a complete
-tensor file, so the last good model always loads.
+tensor file, so the last good model always loads. The JSON records the tensor file's
+SHA-256, so a damaged tensor file is reported instead of loading wrong weights; temporary
+files of a save that was killed are removed by the next save.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -21,6 +24,7 @@ from .errors import ModelError
 
 FORMAT = "filejsonpytorch-model"
 VERSION = 1
+RESERVED = ("format", "version", "tensors", "tensors_sha256")  # keys save_model writes itself
 
 
 def json_path(prefix):
@@ -61,14 +65,23 @@ def _sync_directory(directory):
 
 def save_model(prefix, info, tensors):
     """info: JSON-able dict; tensors: {"model": state_dict, "optimizer": ..., ...}."""
+    _remove_dead_temporaries(prefix)
     previous = _current_tensor_file(prefix)
     generation = _next_generation(prefix)
     tensor_file = _tensor_name(prefix, generation)
     directory = os.path.dirname(os.path.abspath(prefix))
-    _write_atomically(os.path.join(directory, tensor_file), lambda f: torch.save(tensors, f))
-    document = {"format": FORMAT, "version": VERSION, "tensors": tensor_file, **info}
-    payload = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
-    _write_atomically(json_path(prefix), lambda f: f.write(payload))
+    tensor_path = os.path.join(directory, tensor_file)
+    _write_atomically(tensor_path, lambda f: torch.save(tensors, f))
+    try:
+        document = {"format": FORMAT, "version": VERSION, "tensors": tensor_file,
+                    "tensors_sha256": _sha256(tensor_path),
+                    **{k: v for k, v in info.items() if k not in RESERVED}}
+        payload = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+        _write_atomically(json_path(prefix), lambda f: f.write(payload))
+    except BaseException:
+        # the JSON still names the previous tensor file: the new one is of no use
+        _remove_quietly(os.path.join(directory, tensor_file))
+        raise
     if previous and previous != tensor_file:
         _remove_quietly(os.path.join(directory, previous))
     _remove_stale_tensor_files(prefix, keep=tensor_file)
@@ -77,9 +90,48 @@ def save_model(prefix, info, tensors):
 def _current_tensor_file(prefix):
     try:
         with open(json_path(prefix), encoding="utf-8") as f:
-            return json.load(f).get("tensors")
+            name = json.load(f).get("tensors")
     except (OSError, ValueError, AttributeError):
         return None
+    return name if _is_plain_name(name) else None
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_plain_name(name):
+    return isinstance(name, str) and name not in ("", ".", "..") and os.path.basename(name) == name
+
+
+def _remove_dead_temporaries(prefix):
+    """Temporary files of saves that were killed (SIGKILL, power loss) before they finished."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"(?:\.\d+\.pt|\.json)\.tmp(\d+)$")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.match(name)
+        if m and not _process_alive(int(m.group(1))):
+            _remove_quietly(os.path.join(directory, name))
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _tensor_files(prefix):
@@ -114,17 +166,31 @@ def _remove_quietly(path):
 def load_model(prefix, map_location="cpu"):
     """-> (info dict, tensors dict); a clear ModelError for anything missing or broken."""
     path = json_path(prefix)
-    info = _read_info(path)
-    tensor_path = os.path.join(os.path.dirname(os.path.abspath(prefix)), info["tensors"])
-    try:
-        tensors = torch.load(tensor_path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"{tensor_path}: the model's tensor file is missing (named in {path})") from None
-    except Exception as e:
-        raise ModelError(f"{tensor_path}: the model's tensor file is damaged ({type(e).__name__}: {e})") from None
+    for attempt in range(3):
+        info = _read_info(path)
+        tensor_path = os.path.join(os.path.dirname(os.path.abspath(prefix)), info["tensors"])
+        try:
+            _check_sum(tensor_path, info.get("tensors_sha256"))
+            tensors = torch.load(tensor_path, map_location=map_location, weights_only=True)
+            break
+        except FileNotFoundError:
+            # a trainer may have saved a newer model between our two reads: read the JSON again
+            if attempt == 2 or _current_tensor_file(prefix) == info["tensors"]:
+                raise ModelError(f"{tensor_path}: the model's tensor file is missing (named in {path})") from None
+        except ModelError:
+            raise
+        except Exception as e:
+            raise ModelError(f"{tensor_path}: the model's tensor file is damaged ({type(e).__name__}: {e})") from None
     if not isinstance(tensors, dict) or "model" not in tensors:
         raise ModelError(f"{tensor_path}: not a tensor file of this model")
     return info, tensors
+
+
+def _check_sum(tensor_path, expected):
+    """Models saved before checksums were recorded have none: nothing to check then."""
+    if expected is not None and _sha256(tensor_path) != expected:
+        raise ModelError(f"{tensor_path}: the model's tensor file is damaged (its SHA-256 checksum differs "
+                         f"from the one recorded when it was saved)")
 
 
 def _read_info(path):
@@ -133,16 +199,26 @@ def _read_info(path):
             info = json.load(f)
     except FileNotFoundError:
         raise ModelError(f"{path}: no model here (train one first, or check the model prefix)") from None
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ModelError(f"{path}: the model file is damaged or truncated ({e})") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read the model file ({e.strerror or e})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ModelError(f"{path}: not a filejsonpytorch model file")
-    if not isinstance(info.get("version"), int) or info["version"] > VERSION:
+    version = info.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelError(f"{path}: the model file has no valid format version ({version!r}): it is damaged")
+    if version > VERSION:
         raise ModelError(f"{path}: model format version {info.get('version')} is newer than this program "
                          f"understands ({VERSION}); upgrade filejsonpytorch")
     for key in ("tensors", "schema", "vocabs", "arch"):
         if key not in info:
             raise ModelError(f"{path}: the model file lacks {key!r}")
+    if not _is_plain_name(info["tensors"]):
+        raise ModelError(f"{path}: 'tensors' must name a file next to it, not {info['tensors']!r}")
+    for key in ("schema", "vocabs", "arch"):
+        if not isinstance(info[key], dict):
+            raise ModelError(f"{path}: {key!r} is not a JSON object: the model file is damaged")
     return info
 
 
@@ -156,6 +232,8 @@ def load_network(prefix, device="cpu"):
         vocabs = {k: vocab.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
         network = architecture.build_network(info["arch"])
         network.load_state_dict(tensors["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except ModelError:
+        raise
+    except Exception as e:  # a damaged model, or a user module that fails to build
         raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({type(e).__name__}: {e})") from None
     return info, schema, vocabs, network.to(device).eval()

@@ -85,10 +85,37 @@ def new_setup(args):
             log.info("character features for %s: a CNN over each word's characters, so unseen words are not blind",
                      ", ".join(sources))
     pretrained = prepare_pretrained(vocabs, args.datadir, np.random.default_rng(args.seed))
+    train_set = val_set = None
+    if not args.notrain:
+        train_set, val_set = read_datasets(args, schema, vocabs)
+        fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
     arch = make_arch(args, schema, vocabs)
     network = architecture.build_network(arch)
     init_pretrained(network, pretrained, arch)
-    return Setup(schema, vocabs, arch, network)
+    setup = Setup(schema, vocabs, arch, network)
+    setup.train_set, setup.val_set = train_set, val_set
+    return setup
+
+
+def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
+    """Keeps the values that occur in the training part (or have a pre-trained vector):
+    the meta's counts may cover more data than we train on, and a value never trained
+    is better read as out-of-vocabulary than through a random vector."""
+    counts = train_set.id_counts(schema, {k: len(v) for k, v in vocabs.items()})
+    tables = {}
+    for emb_id, v in vocabs.items():
+        keep = counts[emb_id] > 0
+        if emb_id in pretrained:
+            keep |= pretrained[emb_id].found
+        before = len(v)
+        vocabs[emb_id], tables[emb_id], kept = v.pruned(keep, counts[emb_id])
+        if emb_id in pretrained:
+            pretrained[emb_id].matrix = pretrained[emb_id].matrix[kept]
+        if len(vocabs[emb_id]) < before:
+            log.info("embedding id %r: %d of %d values occur in the training data", emb_id, len(vocabs[emb_id]) - 2, before - 2)
+    for data in (train_set, val_set):
+        if data is not None:
+            data.remap(schema, tables)
 
 
 def make_arch(args, schema, vocabs):
@@ -121,14 +148,21 @@ def resume_setup(args):
 
 
 def datasets(args, setup):
-    encoder = lfdata.Encoder(setup.schema, setup.vocabs)
+    """(training set, validation set or None): read now unless already read."""
+    if getattr(setup, "train_set", None) is not None:
+        return setup.train_set, setup.val_set
+    return read_datasets(args, setup.schema, setup.vocabs)
+
+
+def read_datasets(args, schema, vocabs):
+    encoder = lfdata.Encoder(schema, vocabs)
     data_path = lfdata.data_file_for(args.metafile)
     started = time.time()
-    data = lfdata.read_dataset(data_path, setup.schema, encoder)
-    log.info("read %d %s from %s in %.1fs", len(data), "sequences" if setup.schema.is_sequence else "instances",
+    data = lfdata.read_dataset(data_path, schema, encoder)
+    log.info("read %d %s from %s in %.1fs", len(data), "sequences" if schema.is_sequence else "instances",
              data_path, time.time() - started)
     if args.valfile:
-        return data, lfdata.read_dataset(args.valfile, setup.schema, encoder)
+        return data, lfdata.read_dataset(args.valfile, schema, encoder)
     return split(data, args.valsize, args.seed)
 
 

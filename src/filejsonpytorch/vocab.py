@@ -9,10 +9,13 @@ by `--embs embid:embdims:embtrain:embminfreq:embfile,...`.
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import UsageError
 
 TRAIN_MODES = ("yes", "no", "mapping", "onehot")
 SPECIALS = ["<pad>", "<oov>"]
+OOV_ID = 1
 
 
 @dataclass
@@ -50,6 +53,17 @@ class Vocab:
                 self.stoi[word] = len(self.itos)
                 self.itos.append(word)
                 self.counts.append(0)
+
+    def pruned(self, keep, counts):
+        """-> (Vocab of the kept entries, old id -> new id table, kept old ids); the
+        special entries stay, dropped values map to out-of-vocabulary."""
+        keep = np.array(keep, dtype=bool)
+        keep[: len(SPECIALS)] = True
+        kept = np.flatnonzero(keep)
+        table = np.full(len(self.itos), OOV_ID, dtype=np.int64)
+        table[kept] = np.arange(len(kept))
+        new_counts = [int(counts[i]) for i in kept]
+        return Vocab(self.emb_id, [self.itos[i] for i in kept], new_counts, self.settings), table, kept
 
     def to_json(self):
         return {"itos": self.itos, "counts": self.counts, "settings": self.settings.to_json()}

@@ -16,7 +16,7 @@ if not defined PY call :try python
 if defined PY goto run
 echo %~nx0: no usable Python (3.9 or newer, with torch installed). Tried:%TRIED% 1>&2
 echo Set PYTHON_BIN (e.g. in FileJsonPyTorch.yaml in the data directory) to such an interpreter. 1>&2
-exit /b 3
+exit /b 5
 
 :run
 rem WRAPPERDIR (the third argument) is not passed on; %* cannot drop arguments, so collect the rest.

@@ -5,7 +5,7 @@
 
 script="${BASH_SOURCE[0]}"
 [[ $script == */* ]] || script="./$script"
-here="$(CDPATH='' cd -- "${script%/*}" && pwd -P)" || exit 3
+here="$(CDPATH='' cd -- "${script%/*}" && pwd -P)" || exit 5
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 # Python 2 must be able to run this too, so that it reports its version.
@@ -44,7 +44,7 @@ choose_python() {
   done
   echo "$0: no usable Python (3.9 or newer, with torch installed). Tried:$tried" >&2
   echo "Set PYTHON_BIN (e.g. in FileJsonPyTorch.yaml in the data directory) to such an interpreter." >&2
-  exit 3
+  exit 5
 }
 
 choose_python
