@@ -88,6 +88,8 @@ def test_cuda_is_case_insensitive(tmp_path, text, value):
     (["--maxepochs", "many"], "--maxepochs"),
     (["--valsize", "0"], "--valsize"),
     (["--valsize", "-3"], "--valsize"),
+    (["--valsize", "inf"], "--valsize"),
+    (["--learningrate", "nan"], "--learningrate"),
     (["--es_metric", "f1"], "--es_metric"),
     (["--ngram_layer", "rnn"], "--ngram_layer"),
 ])
@@ -158,6 +160,11 @@ def test_bad_yaml_is_one_usage_error_naming_the_file(tmp_path, yaml, message):
 
 def test_empty_yaml_changes_nothing(tmp_path):
     assert parse(tmp_path, yaml="# nothing\n").maxepochs == 100
+
+
+def test_yaml_key_without_a_value_keeps_the_default(tmp_path):
+    args = parse(tmp_path, yaml="valfile:\nstopfile:\nmaxepochs: 2\n")
+    assert (args.valfile, args.stopfile, args.maxepochs) == (None, None, 2)
 
 
 def test_apply_options_accept_host_cuda_and_metafile():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import data_lines, export_paths, prepare, write_lines
 from filejsonpytorch import architecture, config, lfdata, vocab
@@ -208,8 +209,6 @@ def test_onehot_emb_train_gives_a_onehot_input():
     size = len(p.vocabs["label"])
     assert arch["embeddings"]["label"] == {"vocab_size": size, "dims": size, "train": "onehot"}
     network = architecture.build_network(arch)
-    import torch
-
     vectors = network.encoder.embeddings["label"](torch.tensor([3, 5]))
     assert vectors.tolist() == [[1.0 if i == k else 0.0 for i in range(size)] for k in (3, 5)]
 
@@ -385,6 +384,11 @@ def test_subset_equals_reading_those_lines(name, tmp_path):
     assert_same_dataset(data.subset(indices), lfdata.read_dataset(part, p.schema, p.encoder))
 
 
+def test_subset_takes_a_list_of_indices(tmp_path):
+    _, data = read("seq-pos2", lines=5, tmp_path=tmp_path)
+    assert_same_dataset(data.subset([3, 1]), data.subset(np.array([3, 1])))
+
+
 def test_empty_subset(tmp_path):
     _, data = read("ner-wikigold-multi-train", lines=5, tmp_path=tmp_path)
     empty = data.subset(np.array([], dtype=np.int64))
@@ -428,7 +432,7 @@ def read_error(tmp_path, name, lines):
     meta, _ = export_paths(name)
     good = data_lines(name, 2)
     path = write_lines(tmp_path / "bad.data.json", good + lines)
-    p = prepare(meta, data_path=path)
+    p = prepare(meta)  # the schema comes from the good export
     with pytest.raises(DataError) as caught:
         lfdata.read_dataset(path, p.schema, p.encoder)
     message = str(caught.value)

@@ -78,7 +78,6 @@ def test_notrain_saves_a_loadable_untrained_model_and_shows_the_architecture(tra
     assert arch_text in (iono / f"{PREFIX}.train.log").read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="train.py opens PREFIX.train.log before checking --nocreate")
 def test_nocreate_exits_zero_writing_nothing(train_cli, iono):
     meta, prefix = paths(iono)
     before = written_files(iono)
@@ -195,6 +194,8 @@ def test_stop_file_ends_training_gracefully(start_training, iono, tmp_path, cust
     assert f"stopping: stop file {stopfile}" in err
     assert not stopfile.exists()
     assert len(assert_loadable(prefix)["history"]) >= 1
+    assert all(name.startswith(PREFIX + ".") and ".tmp" not in name
+               for name in set(written_files(iono)) - {"crvd.meta.json", "crvd.data.json"})
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -207,6 +208,8 @@ def test_signal_ends_training_gracefully(start_training, iono, number):
     assert code == 0, err
     assert f"stopping: {signal.Signals(number).name}" in err
     assert len(assert_loadable(prefix)["history"]) >= 1
+    assert all(name.startswith(PREFIX + ".") and ".tmp" not in name
+               for name in set(written_files(iono)) - {"crvd.meta.json", "crvd.data.json"})
 
 
 def test_an_old_stop_file_is_removed_and_does_not_stop_training(train_cli, iono):
@@ -308,6 +311,12 @@ def test_arch_file_round_trip_changes_the_network(train_cli, iono):
 def test_bad_arch_file_is_one_error_line(train_cli, iono, content, part):
     (iono / "bad.json").write_text(content)
     assert_one_error_line(train_cli(*paths(iono), "--arch", iono / "bad.json", "--notrain"), EXIT_USAGE, "--arch", part)
+
+
+def test_maxlens_is_kept_in_the_model(train_cli, make_datadir):
+    datadir = make_datadir("class-ngram-sp1", lines=50)
+    assert train_cli(*paths(datadir), "--maxlens", "0:5:middle", "--notrain").code == 0
+    assert model_info(datadir / PREFIX)["schema"]["maxlens"] == {"0": [5, "middle"]}
 
 
 def test_valfile_replaces_the_split(train_cli, make_datadir, tmp_path):

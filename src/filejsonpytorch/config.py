@@ -5,6 +5,7 @@ options (the command line wins). Upper-case keys and the host's own `shellcmd` a
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -52,7 +53,7 @@ def positive_int(text):
 
 def positive_float(text):
     value = float(text)
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
@@ -152,6 +153,8 @@ def apply_yaml(args, parser, datadir):
         name = key.lstrip("-")
         if name not in actions or name == "help":
             raise UsageError(f"{path}: unknown option {key!r} (see --help for the options)")
+        if value is None:  # `key:` without a value keeps the default
+            continue
         if name not in args.explicit:
             setattr(args, name, _yaml_value(actions[name], value, path, key))
             args.explicit.add(name)

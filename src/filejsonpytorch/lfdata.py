@@ -154,11 +154,12 @@ def _std(variance):
     return math.sqrt(variance) if variance > 1e-12 else 1.0
 
 
-def detect_list_features(schema, first_values):
-    """A nominal value that arrives as a list is a list-valued feature (a list-valued GATE
-    feature has no listsep in the meta); decided once from the first instance."""
-    for feature, value in zip(schema.features, first_values):
-        if feature.role == "nominal" and isinstance(value, list):
+def detect_list_features(schema, instances):
+    """A nominal value that arrives as a list makes a list-valued feature (a list-valued
+    GATE feature has no listsep in the meta); decided from the first instances' values."""
+    for feature in schema.features:
+        if feature.role == "nominal" and any(
+                isinstance(values[feature.index], list) for values in instances if feature.index < len(values)):
             feature.role = "list"
 
 
@@ -204,9 +205,11 @@ class Encoder:
     @staticmethod
     def _number(value, feature):
         if feature.role == "boolean":
-            if isinstance(value, bool):
+            if isinstance(value, bool) or value == "":
                 return 1.0 if value else 0.0
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected true/false, got {_type(value)}")
+        if value == "":
+            return 0.0  # the LF's value outside a window: the mean
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected a number, got {_type(value)}")
         if not math.isfinite(value):
@@ -279,6 +282,7 @@ class Dataset:
 
     def subset(self, indices):
         """The instances (sequences) at `indices`, as a new Dataset."""
+        indices = np.asarray(indices, dtype=np.int64)
         rows = self.rows_of(indices)
         lists, offsets = [], []
         for ids, off in zip(self.list_ids, self.list_offsets):
@@ -421,17 +425,23 @@ def _target(value, schema, label_ids):
     return label_ids[value]
 
 
-def peek_first_values(path, is_sequence):
-    """The feature values of the first instance (first element for sequences)."""
+def peek_first_values(path, is_sequence, limit=200):
+    """The feature values of the first instances (elements, for sequences), at most `limit`."""
+    peeked = []
     for number, line in iter_data_lines(path):
         if not (isinstance(line, list) and len(line) == 2 and isinstance(line[0], list)):
             raise DataError(f"{located(path, number)}: expected [features, target]")
         values = line[0]
         if is_sequence:
-            if not values or not isinstance(values[0], list):
+            if not values or not all(isinstance(v, list) for v in values):
                 raise DataError(f"{located(path, number)}: a sequence line must be [[element features, ...], [label, ...]]")
-            values = values[0]
-        return values
+            peeked.extend(values)
+        else:
+            peeked.append(values)
+        if len(peeked) >= limit:
+            break
+    if peeked:
+        return peeked
     if not os.path.exists(path):
         raise DataError(f"{path}: data file not found")
     raise DataError(f"{path}: the data file is empty")

@@ -180,10 +180,16 @@ def load_model(prefix, map_location="cpu"):
         except ModelError:
             raise
         except Exception as e:
-            raise ModelError(f"{tensor_path}: the model's tensor file is damaged ({type(e).__name__}: {e})") from None
+            raise ModelError(f"{tensor_path}: the model's tensor file is damaged ({_one_line(e)})") from None
     if not isinstance(tensors, dict) or "model" not in tensors:
         raise ModelError(f"{tensor_path}: not a tensor file of this model")
     return info, tensors
+
+
+def _one_line(error, limit=300):
+    text = " ".join(str(error).split())
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return f"{type(error).__name__}: {text}"
 
 
 def _check_sum(tensor_path, expected):
@@ -235,5 +241,5 @@ def load_network(prefix, device="cpu"):
     except ModelError:
         raise
     except Exception as e:  # a damaged model, or a user module that fails to build
-        raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({type(e).__name__}: {e})") from None
+        raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({_one_line(e)})") from None
     return info, schema, vocabs, network.to(device).eval()

@@ -30,11 +30,12 @@ def main(argv=None):
 
 
 def train(args):
-    os.makedirs(os.path.dirname(os.path.abspath(args.modelprefix)), exist_ok=True)
-    setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
     if args.nocreate:
+        setup_logging(args.debug)
         log.info("--nocreate: nothing to do")
         return 0
+    os.makedirs(os.path.dirname(os.path.abspath(args.modelprefix)), exist_ok=True)
+    setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
     torch.manual_seed(args.seed)
     device = choose_device(args.cuda)
     setup = resume_setup(args) if args.resume else new_setup(args)
@@ -74,8 +75,8 @@ def new_setup(args):
     meta = lfdata.read_meta(args.metafile)
     attributes = meta["featureInfo"].get("attributes", [])
     schema = lfdata.schema_from_meta(meta, args.metafile)
-    first = lfdata.peek_first_values(lfdata.data_file_for(args.metafile), schema.is_sequence)
-    lfdata.detect_list_features(schema, first)
+    peeked = lfdata.peek_first_values(lfdata.data_file_for(args.metafile), schema.is_sequence)
+    lfdata.detect_list_features(schema, peeked)
     schema.maxlens = parse_maxlens(args.maxlens, schema, attributes)
     settings = vocabs_mod.embedding_settings(schema, attributes, vocabs_mod.parse_embs(args.embs))
     vocabs = vocabs_mod.build_vocabs(schema, meta["featureStats"], settings)
