@@ -81,6 +81,8 @@ def train_parser():
     a("--module", default=None, help="network module: a file name in modules/ (default: chosen from the data)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
     a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture, 0.001)")
+    a("--emb_addwords", type=boolean, default=None,
+      help="keep the words of an embeddings file that the training data lacks, so application covers them (default: only for emb_train mapping)")
     a("--chars", type=boolean, default=True, help="add a character CNN for word-like features (large vocabularies)")
     a("--ngram_layer", choices=["cnn", "lstm"], default="cnn", help="layer for n-gram (list) features in the generated network")
     a("--cuda", type=boolean, default=None, help="true/false: force GPU use on/off; default: use a GPU if one is usable")

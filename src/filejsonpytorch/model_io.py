@@ -20,7 +20,7 @@ import re
 
 import torch
 
-from .errors import ModelError
+from .errors import EnvironmentProblem, ModelError
 
 FORMAT = "filejsonpytorch-model"
 VERSION = 1
@@ -64,27 +64,53 @@ def _sync_directory(directory):
 
 
 def save_model(prefix, info, tensors):
-    """info: JSON-able dict; tensors: {"model": state_dict, "optimizer": ..., ...}."""
+    """info: JSON-able dict; tensors: {"model": state_dict, "optimizer": ..., ...}.
+    A write that fails (a full disk, say) is an EnvironmentProblem naming the file; the
+    previous model is then left as it was."""
     _remove_dead_temporaries(prefix)
     previous = _current_tensor_file(prefix)
     generation = _next_generation(prefix)
     tensor_file = _tensor_name(prefix, generation)
     directory = os.path.dirname(os.path.abspath(prefix))
     tensor_path = os.path.join(directory, tensor_file)
-    _write_atomically(tensor_path, lambda f: torch.save(tensors, f))
+    try:
+        _write_atomically(tensor_path, lambda f: _save_tensors(tensors, f))
+    except OSError as e:
+        raise _cannot_save(tensor_path, e) from e
     try:
         document = {"format": FORMAT, "version": VERSION, "tensors": tensor_file,
                     "tensors_sha256": _sha256(tensor_path),
                     **{k: v for k, v in info.items() if k not in RESERVED}}
         payload = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
         _write_atomically(json_path(prefix), lambda f: f.write(payload))
-    except BaseException:
+    except BaseException as e:
         # the JSON still names the previous tensor file: the new one is of no use
-        _remove_quietly(os.path.join(directory, tensor_file))
+        _remove_quietly(tensor_path)
+        if isinstance(e, OSError):
+            raise _cannot_save(json_path(prefix), e) from e
         raise
     if previous and previous != tensor_file:
         _remove_quietly(os.path.join(directory, previous))
     _remove_stale_tensor_files(prefix, keep=tensor_file)
+
+
+def _save_tensors(tensors, f):
+    """torch.save, but a failed write is reported as the OSError it is (torch's zip writer
+    replaces it by a RuntimeError about file positions)."""
+    try:
+        torch.save(tensors, f)
+    except RuntimeError as e:
+        cause = e.__context__
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _cannot_save(path, error):
+    return EnvironmentProblem(f"{path}: cannot save the model ({error.strerror or error}); "
+                              f"the previous model, if any, is kept")
 
 
 def _current_tensor_file(prefix):

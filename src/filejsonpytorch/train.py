@@ -79,6 +79,8 @@ def new_setup(args):
     lfdata.detect_list_features(schema, peeked)
     schema.maxlens = parse_maxlens(args.maxlens, schema, attributes)
     settings = vocabs_mod.embedding_settings(schema, attributes, vocabs_mod.parse_embs(args.embs))
+    for emb in settings.values():
+        emb.add_file_words = args.emb_addwords
     vocabs = vocabs_mod.build_vocabs(schema, meta["featureStats"], settings)
     if args.chars:
         sources = architecture.add_char_features(schema, vocabs, meta["featureStats"])
@@ -215,9 +217,13 @@ class StopRequest:
             log.warning("removing an old stop file %s", stopfile)
             os.remove(stopfile)
 
-    def install(self):
-        signal.signal(signal.SIGINT, self._signal)
-        signal.signal(signal.SIGTERM, self._signal)
+    def __enter__(self):
+        self.previous = {n: signal.signal(n, self._signal) for n in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
     def _signal(self, number, frame):
         if self.reason and number == signal.SIGINT:
@@ -264,7 +270,10 @@ class Trainer:
         return default
 
     def run(self):
-        self.stop.install()
+        with self.stop:
+            self._run()
+
+    def _run(self):
         args = self.args
         log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d",
                  self.train_data.size, self.val_data.size if self.val_data else 0,
