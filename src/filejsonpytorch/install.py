@@ -67,6 +67,9 @@ def fill_wrapper(wrapper):
         wrapper / source.name,
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
+    # the place for the user's own modules (--module NAME finds modules/NAME.py first)
+    (wrapper / "modules").mkdir()
+    shutil.copy(source / "modules" / "template.py", wrapper / "modules" / "template.py")
 
 
 def parse_args(argv):

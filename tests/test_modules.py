@@ -1,0 +1,152 @@
+"""The module library: every module trains and reloads; a user module in the wrapper's
+modules/ is found, recorded and needed at application; CRF taggers answer with valid
+chunks and real probabilities; evaluate agrees with what the application server says."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from filejsonpytorch import evaluate, metrics
+from filejsonpytorch.apply import Server
+from filejsonpytorch.install import install
+from filejsonpytorch.train import main as train_main
+
+from conftest import SHARED_DATA
+
+
+def make_datadir(tmp_path, name, lines=None):
+    datadir = tmp_path / name
+    datadir.mkdir()
+    meta, data = ((SHARED_DATA / name / "crvd.meta.json", SHARED_DATA / name / "crvd.data.json")
+                  if (SHARED_DATA / name).is_dir() else
+                  (SHARED_DATA / f"{name}.meta.json", SHARED_DATA / f"{name}.data.json"))
+    shutil.copy(meta, datadir / "crvd.meta.json")
+    text = data.read_text(encoding="utf-8").splitlines(keepends=True)
+    (datadir / "crvd.data.json").write_text("".join(text[:lines]), encoding="utf-8")
+    return datadir
+
+
+def train(datadir, *options):
+    prefix = datadir / "FileJsonPyTorch.model"
+    assert train_main([str(datadir / "crvd.meta.json"), str(prefix), "--seed", "1", "--maxepochs", "1", *options]) == 0
+    return prefix
+
+
+def requests(datadir, count):
+    with open(datadir / "crvd.data.json", encoding="utf-8") as f:
+        return [json.loads(line) for line, _ in zip(f, range(count))]
+
+
+@pytest.mark.parametrize("name, module", [
+    ("class-ngram-sp1", "mlp"),
+    ("class-ngram-sp1", "cnn_classifier"),
+    ("class-ngram-sp1", "bilstm_classifier"),
+    ("abalone-train", "cnn_classifier"),
+    ("seq-pos2", "bilstm_tagger"),
+    ("seq-pos2", "bilstm_crf"),
+    ("class-ionosphere", "template"),
+    ("seq-pos2", "template"),
+])
+def test_every_module_trains_reloads_and_answers(tmp_path, name, module):
+    datadir = make_datadir(tmp_path, name, lines=300)
+    prefix = train(datadir, "--module", module)
+    info = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
+    assert info["arch"]["module"] == module
+    server = Server.load(str(prefix))
+    for features, _ in requests(datadir, 5):
+        answer = json.loads(server.answer(json.dumps(features).encode()))
+        assert answer["status"] == "ok"
+
+
+def test_module_for_another_task_is_refused(tmp_path, capsys):
+    datadir = make_datadir(tmp_path, "class-ionosphere")
+    code = train_main([str(datadir / "crvd.meta.json"), str(datadir / "m"), "--module", "bilstm_tagger"])
+    assert code == 2
+    assert "module 'bilstm_tagger' is for sequence, but this data is classification" in capsys.readouterr().err
+
+
+def test_unknown_module_names_what_is_available(tmp_path, capsys):
+    datadir = make_datadir(tmp_path, "class-ionosphere")
+    assert train_main([str(datadir / "crvd.meta.json"), str(datadir / "m"), "--module", "NoSuchNet"]) == 4
+    err = capsys.readouterr().err
+    assert "module 'NoSuchNet' not found" in err and "bilstm_crf" in err and "Traceback" not in err
+
+
+def host_env(datadir, wrapper):
+    return {**os.environ, "WRAPPER_HOME": str(wrapper), "GATE_LF_DATA_DIR": str(datadir), "PYTHON_BIN": sys.executable}
+
+
+@pytest.mark.slow
+def test_user_module_in_the_wrapper_is_found_recorded_and_needed(tmp_path):
+    datadir = make_datadir(tmp_path, "class-ionosphere")
+    wrapper = install(datadir)
+    template = (wrapper / "modules" / "template.py").read_text(encoding="utf-8")
+    (wrapper / "modules" / "MyNet.py").write_text(
+        template.replace("class TemplateNet", "class MyNet").replace('"hidden": 100', '"hidden": 17'), encoding="utf-8")
+    env = host_env(datadir, wrapper)
+    meta, prefix = datadir / "crvd.meta.json", datadir / "FileJsonPyTorch.model"
+    trained = subprocess.run([wrapper / "train.sh", meta, prefix, "--module", "MyNet", "--maxepochs", "2"],
+                             cwd=datadir, env=env, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    info = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
+    assert info["arch"]["module"] == "MyNet" and info["arch"]["hparams"]["hidden"] == 17
+
+    features = json.dumps(requests(datadir, 1)[0][0])
+    applied = subprocess.run([wrapper / "apply.sh", prefix, meta, wrapper], input=features + "\n",
+                             cwd=datadir, env=env, capture_output=True, text=True)
+    assert applied.returncode == 0 and json.loads(applied.stdout)["status"] == "ok"
+
+    (wrapper / "modules" / "MyNet.py").unlink()
+    missing = subprocess.run([wrapper / "apply.sh", prefix, meta, wrapper], input=features + "\n",
+                             cwd=datadir, env=env, capture_output=True, text=True)
+    assert missing.returncode == 4 and missing.stdout == ""
+    assert "module 'MyNet' not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_crf_tagger_answers_valid_chunks_with_marginal_probabilities(tmp_path):
+    datadir = make_datadir(tmp_path, "seq-pos2")
+    prefix = train(datadir, "--maxepochs", "3")
+    server = Server.load(str(prefix))
+    labels = server.labels
+    for features, _ in requests(datadir, 30):
+        answer = json.loads(server.answer(json.dumps(features).encode()))
+        assert len(answer["output"]) == len(features)
+        for label, conf, dist in zip(answer["output"], answer["conf"], answer["dist"]):
+            assert abs(sum(dist) - 1) < 1e-9 and min(dist) >= 0
+            assert conf == dist[labels.index(label)]
+        previous = "O"
+        for label in answer["output"]:
+            if label.endswith("|I"):
+                assert previous in (label, label[:-1] + "B"), answer["output"]
+            previous = label
+
+
+def test_evaluate_agrees_with_the_application_server(tmp_path):
+    datadir = make_datadir(tmp_path, "seq-pos2")
+    prefix = train(datadir, "--maxepochs", "3", "--module", "bilstm_tagger")
+    report = evaluate.evaluate(str(prefix), str(datadir / "crvd.data.json"))
+    server = Server.load(str(prefix))
+    gold, predicted = [], []
+    for features, labels in requests(datadir, 10_000):
+        gold.append(labels)
+        predicted.append(json.loads(server.answer(json.dumps(features).encode()))["output"])
+    flat_gold, flat_pred = sum(gold, []), sum(predicted, [])
+    expected_accuracy = np.mean([g == p for g, p in zip(flat_gold, flat_pred)])
+    assert report["tokens"]["accuracy"] == pytest.approx(expected_accuracy)
+    assert report["entities"]["micro"]["f1"] == pytest.approx(metrics.entity_report(gold, predicted)["micro"]["f1"])
+
+
+def test_evaluate_regression_and_json_output(tmp_path, capsys):
+    datadir = make_datadir(tmp_path, "abalone-train")
+    prefix = train(datadir, "--maxepochs", "5")
+    assert evaluate.main([str(prefix), str(datadir / "crvd.data.json"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    server = Server.load(str(prefix))
+    errors = [json.loads(server.answer(json.dumps(f).encode()))["output"] - target for f, target in requests(datadir, 1000)]
+    assert report["regression"]["rmse"] == pytest.approx(float(np.sqrt(np.mean(np.square(errors)))), rel=1e-5)
+    assert report["regression"]["n"] == 320
