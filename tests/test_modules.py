@@ -108,17 +108,29 @@ def test_user_module_in_the_wrapper_is_found_recorded_and_needed(tmp_path):
     assert "module 'MyNet' not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_crf_tagger_answers_valid_chunks_with_marginal_probabilities(tmp_path):
+def crf_answers(tmp_path, decode):
     datadir = make_datadir(tmp_path, "seq-pos2")
-    prefix = train(datadir, "--maxepochs", "3")
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps({"hparams": {"decode": decode}}))
+    prefix = train(datadir, "--maxepochs", "3", "--arch", str(arch))
     server = Server.load(str(prefix))
-    labels = server.labels
     for features, _ in requests(datadir, 30):
         answer = json.loads(server.answer(json.dumps(features).encode()))
         assert len(answer["output"]) == len(features)
         for label, conf, dist in zip(answer["output"], answer["conf"], answer["dist"]):
             assert abs(sum(dist) - 1) < 1e-9 and min(dist) >= 0
-            assert conf == dist[labels.index(label)]
+            assert conf == dist[server.labels.index(label)]
+        yield answer
+
+
+def test_crf_tagger_answers_the_most_probable_labels_by_default(tmp_path):
+    for answer in crf_answers(tmp_path, "marginal"):
+        for label, dist in zip(answer["output"], answer["dist"]):
+            assert answer["labels"][int(np.argmax(dist))] == label
+
+
+def test_crf_viterbi_answers_valid_chunks_with_marginal_probabilities(tmp_path):
+    for answer in crf_answers(tmp_path, "viterbi"):
         previous = "O"
         for label in answer["output"]:
             if label.endswith("|I"):
