@@ -5,6 +5,7 @@ shuffled batches, validating regularly; the best model so far is always on disk.
 stop file, SIGINT and SIGTERM end training after the current batch, keeping it.
 """
 
+import json
 import logging
 import math
 import os
@@ -64,8 +65,10 @@ def choose_device(cuda):
 class Setup:
     """Everything that defines the model: schema, vocabularies, architecture, network."""
 
-    def __init__(self, schema, vocabs, arch, network, history=None, optimizer_state=None, position=None):
+    def __init__(self, schema, vocabs, arch, network, history=None, optimizer_state=None, position=None,
+                 train_set=None, val_set=None):
         self.schema, self.vocabs, self.arch, self.network = schema, vocabs, arch, network
+        self.train_set, self.val_set = train_set, val_set
         self.history = history or []
         self.optimizer_state = optimizer_state
         self.position = position or {"epoch": 0, "instances": 0}
@@ -95,9 +98,7 @@ def new_setup(args):
     arch = make_arch(args, schema, vocabs)
     network = architecture.build_network(arch)
     init_pretrained(network, pretrained, arch)
-    setup = Setup(schema, vocabs, arch, network)
-    setup.train_set, setup.val_set = train_set, val_set
-    return setup
+    return Setup(schema, vocabs, arch, network, train_set=train_set, val_set=val_set)
 
 
 def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
@@ -152,7 +153,7 @@ def resume_setup(args):
 
 def datasets(args, setup):
     """(training set, validation set or None): read now unless already read."""
-    if getattr(setup, "train_set", None) is not None:
+    if setup.train_set is not None:
         return setup.train_set, setup.val_set
     return read_datasets(args, setup.schema, setup.vocabs)
 
@@ -181,7 +182,6 @@ def split(data, valsize, seed):
 
 
 def write_arch_file(prefix, arch):
-    import json
     with open(f"{prefix}.arch.json", "w", encoding="utf-8") as f:
         json.dump(arch, f, indent=2, ensure_ascii=False)
 

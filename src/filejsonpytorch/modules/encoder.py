@@ -58,39 +58,26 @@ def make_embedding(spec):
     return embedding
 
 
-class WordDropout(nn.Module):
-    """While training, replaces rare ids by the out-of-vocabulary id with probability
-    alpha / (alpha + count), so the network learns what to do with unseen values."""
-
-    def __init__(self, counts, alpha):
-        super().__init__()
-        counts = torch.tensor(counts, dtype=torch.float)
-        keep_rare = alpha / (alpha + counts.clamp(min=1))
-        keep_rare[:2] = 0.0
-        self.register_buffer("drop_probability", keep_rare, persistent=False)
-
-    def forward(self, ids):
-        if not self.training:
-            return ids
-        drop = torch.rand(ids.shape, device=ids.device) < self.drop_probability[ids]
-        return ids.masked_fill(drop, 1)
-
-
 class ListCNN(nn.Module):
-    """Kim (2014) style: convolutions of several widths, ReLU, max over real positions."""
+    """Kim (2014) style: convolutions of several widths, ReLU, max over real positions;
+    with `mean`, also the average of the list's vectors (a bag of words, Iyyer et al. 2015)."""
 
-    def __init__(self, dims, widths, channels):
+    def __init__(self, dims, widths, channels, mean=False):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv1d(dims, channels, w, padding=w // 2) for w in widths)
-        self.out_dim = channels * len(widths)
+        self.mean = mean
+        self.out_dim = channels * len(widths) + (dims if mean else 0)
 
     def forward(self, vectors, mask):
-        x = (vectors * mask.unsqueeze(-1)).transpose(1, 2)
+        vectors = vectors * mask.unsqueeze(-1)
+        x = vectors.transpose(1, 2)
         length = x.shape[-1]
         pooled = []
         for conv in self.convs:
             h = F.relu(conv(x))[..., :length]
             pooled.append(h.masked_fill(~mask.unsqueeze(1), 0.0).amax(dim=-1))
+        if self.mean:
+            pooled.append(vectors.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1))
         return torch.cat(pooled, dim=-1)
 
 
@@ -115,10 +102,6 @@ class InputEncoder(nn.Module):
         super().__init__()
         emb_specs = arch["embeddings"]
         self.embeddings = nn.ModuleDict({k: make_embedding(s) for k, s in emb_specs.items()})
-        self.word_dropout = nn.ModuleDict({
-            k: WordDropout(s["counts"], s["word_dropout"])
-            for k, s in emb_specs.items() if s.get("word_dropout") and s.get("counts")
-        })
         self.nominal_groups = self._group_columns(arch["nominal"])
         self.list_specs = arch["lists"]
         self.list_encoders = nn.ModuleList(self._list_encoder(s, emb_specs[s["emb"]]) for s in arch["lists"])
@@ -143,11 +126,9 @@ class InputEncoder(nn.Module):
         dims = self._dims(emb_spec)
         if spec["layer"] == "lstm":
             return ListLSTM(dims, spec["hidden"])
-        return ListCNN(dims, spec["widths"], spec["channels"])
+        return ListCNN(dims, spec["widths"], spec["channels"], spec.get("mean", False))
 
     def embed(self, emb_id, ids):
-        if emb_id in self.word_dropout:
-            ids = self.word_dropout[emb_id](ids)
         return self.embeddings[emb_id](ids)
 
     def forward(self, batch):
