@@ -119,15 +119,23 @@ def read_arch_file(path, default):
         raise UsageError(f"--arch {path}: cannot read it ({e.strerror})") from None
     except json.JSONDecodeError as e:
         raise UsageError(f"--arch {path}: not valid JSON ({e})") from None
-    for key in ("task", "n_outputs", "nominal", "numeric"):
+    if not isinstance(arch, dict):
+        raise UsageError(f"--arch {path}: expected a JSON object like the one training prints")
+    for key in ("task", "n_outputs", "labels", "nominal", "numeric"):
         if arch.get(key, default[key]) != default[key]:
             raise UsageError(f"--arch {path}: {key!r} is {arch[key]!r} but this data needs {default[key]!r}")
-    for emb_id, spec in arch.get("embeddings", {}).items():
-        if emb_id in default["embeddings"] and spec.get("vocab_size") != default["embeddings"][emb_id]["vocab_size"]:
-            raise UsageError(f"--arch {path}: embedding {emb_id!r} must keep vocab_size {default['embeddings'][emb_id]['vocab_size']}")
+    unknown = sorted(set(arch.get("embeddings", {})) - set(default["embeddings"]))
+    if unknown:
+        raise UsageError(f"--arch {path}: unknown embedding id {unknown[0]!r}; this data has {', '.join(default['embeddings'])}")
     merged = {**default, **arch}
     merged["hparams"] = {**default["hparams"], **arch.get("hparams", {})}
     merged["training"] = {**default["training"], **arch.get("training", {})}
+    # vocabulary sizes come from the data, whatever the file says
+    merged["embeddings"] = {k: {**spec, **arch.get("embeddings", {}).get(k, {}), "vocab_size": spec["vocab_size"]}
+                            for k, spec in default["embeddings"].items()}
+    if [spec.get("emb") for spec in merged["lists"]] != [spec["emb"] for spec in default["lists"]]:
+        raise UsageError(f"--arch {path}: 'lists' must have one entry per list input, for embeddings "
+                         f"{[spec['emb'] for spec in default['lists']]}")
     check_task(find_module(merged["module"]), merged["module"], merged["task"])
     return merged
 
