@@ -24,7 +24,7 @@ from filejsonpytorch import model_io
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-# kind -> (meta file, data file, lines to keep (None: all), extra training options)
+# kind -> (meta file, data file, data lines to keep (None: all))
 DATASETS = {
     "ionosphere": ("class-ionosphere.meta.json", "class-ionosphere.data.json", None),
     "ngram": ("class-ngram-sp1.meta.json", "class-ngram-sp1.data.json", 200),
@@ -182,6 +182,15 @@ def serving(models):
         backend.kill()
 
 
+def say(config, text):
+    """Writes a line to the terminal, whether or not pytest captures output (-s)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)
+
+
 def assert_ok(answer):
     assert answer.get("status") == "ok", answer
     return answer
@@ -281,7 +290,7 @@ BAD = {
         ("nulls", lambda t: [None] * len(t), ["feature 0", "null"]),
         ("nan_literal", lambda t: ("[NaN, " + json.dumps(t[1:])[1:]).encode(), ["not valid JSON", "NaN"]),
         ("infinite_number", lambda t: ("[1e400, " + json.dumps(t[1:])[1:]).encode(), ["feature 0", "not a finite number"]),
-        ("number_too_large_for_the_network", lambda t: [1e39] * len(t), ["not a finite number"]),
+        ("number_too_large_for_the_network", lambda t: [1e39] * len(t), ["too large"]),
     ],
     "ngram": [
         ("a_sequence", lambda t: [t, t], ["expected 1 feature values, got 2", "single instances"]),
@@ -425,6 +434,27 @@ def test_stop_ends_the_program_with_status_0_and_nothing_more_is_answered(models
     backend.process.stdin.flush()
     assert backend.process.wait(timeout=60) == 0
     assert backend.receive() is None
+
+
+def test_a_host_that_stops_reading_ends_the_program_quietly(models):
+    model = models("ionosphere")
+    good = json.dumps(model.instances(1)[0]).encode() + b"\n"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "filejsonpytorch.apply", str(model.prefix), "--metafile", str(model.meta)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+    )
+    try:
+        process.stdin.write(good)
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["status"] == "ok"
+        process.stdout.close()
+        process.stdin.write(good)
+        process.stdin.flush()
+        assert process.wait(timeout=60) == 0
+        assert "Traceback" not in process.stderr.read().decode()
+    finally:
+        process.kill()
+        process.wait()
 
 
 # ---- nothing but answers on stdout ----

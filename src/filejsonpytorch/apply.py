@@ -124,6 +124,10 @@ class Server:
             return error_response(f"cannot answer this request ({type(e).__name__}: {e})")
 
     def predict(self, request):
+        with self.torch.inference_mode():
+            return self._predict(request)
+
+    def _predict(self, request):
         encoded = self.encode(request)
         batch = self.request_batch(encoded, self.is_sequence)
         if self.device.type != "cpu":

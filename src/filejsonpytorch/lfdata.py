@@ -18,6 +18,7 @@ from .errors import DataError, located
 
 PAD, OOV = 0, 1
 MAX_WORD_CHARS = 30
+FLOAT32_MAX = 3.4028234663852886e38
 MISSING_EMB_ID = "attr{}"
 
 
@@ -212,8 +213,9 @@ class Encoder:
             return 0.0  # the LF's value outside a window: the mean
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected a number, got {_type(value)}")
-        if not math.isfinite(value):
-            raise ValueError(f"feature {feature.index} {feature.name!r}: {value} is not a finite number")
+        problem = _number_problem(value)
+        if problem:
+            raise ValueError(f"feature {feature.index} {feature.name!r}: {problem}")
         return (value - feature.mean) / feature.std
 
     def _list(self, value, stoi, feature):
@@ -254,6 +256,23 @@ def shorten(items, maxlen, where):
 
 def _number_text(value):
     return str(value)
+
+
+def _number_problem(value):
+    """Why a number cannot go into the float32 tensors the networks use, or None."""
+    try:
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if abs(float(value)) <= FLOAT32_MAX:
+            return None
+    except OverflowError:
+        pass
+    return f"{_short(value)} is too large (the limit is ±{FLOAT32_MAX:.1e})"
+
+
+def _short(value, limit=40):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _type(value):
@@ -415,8 +434,11 @@ def _add_line(columns, line, schema, encoder, label_ids):
 
 def _target(value, schema, label_ids):
     if schema.target_kind == "numeric":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"target: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"target: expected a number, got {_short(value)}")
+        problem = _number_problem(value)
+        if problem:
+            raise ValueError(f"target: {problem}")
         return (value - schema.target_mean) / schema.target_std
     if not isinstance(value, str):
         raise ValueError(f"target: expected a label string, got {value!r}")

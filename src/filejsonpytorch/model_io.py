@@ -20,7 +20,7 @@ import re
 
 import torch
 
-from .errors import EnvironmentProblem, ModelError
+from .errors import EnvironmentProblem, ModelError, UserError
 
 FORMAT = "filejsonpytorch-model"
 VERSION = 1
@@ -264,7 +264,7 @@ def load_network(prefix, device="cpu"):
         vocabs = {k: vocab.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
         network = architecture.build_network(info["arch"])
         network.load_state_dict(tensors["model"])
-    except ModelError:
+    except UserError:
         raise
     except Exception as e:  # a damaged model, or a user module that fails to build
         raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({_one_line(e)})") from None

@@ -19,7 +19,7 @@ import torch
 from . import architecture, lfdata, model_io, vocab as vocabs_mod
 from .batches import TensorData, epoch_order, to_device
 from .config import parse_maxlens, parse_train_args
-from .errors import EnvironmentProblem, UsageError
+from .errors import EXIT_DATA, EnvironmentProblem, UserError
 from .logs import run_main, setup_logging
 from .pretrained import init_pretrained, prepare_pretrained
 
@@ -147,7 +147,7 @@ def resume_setup(args):
         arch["training"]["batchsize"] = args.batchsize
     network = architecture.build_network(arch)
     network.load_state_dict(tensors["model"])
-    log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), info["position"]["epoch"])
+    log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), info.get("position", {}).get("epoch", 0))
     return Setup(schema, vocabs, arch, network, info.get("history"), tensors.get("optimizer"), info.get("position"))
 
 
@@ -321,7 +321,11 @@ class Trainer:
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
         self.optimizer.step()
-        totals.add(loss.item(), *count_correct(self.network, scores, batch))
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the training loss became {value}: lower --learningrate, or check the data for "
+                                   f"extreme numbers; the last good model is kept")
+        totals.add(value, *count_correct(self.network, scores, batch))
         self.setup.position["instances"] += len(indices)
 
     def report(self, epoch, number, totals):
@@ -373,6 +377,10 @@ class Trainer:
         summary = ", ".join(f"{k} {best[k]:.4f}" for k in ("loss", "accuracy", "rmse") if k in best)
         log.info("done in %s; best model (%s) in %s", format_seconds(time.time() - self.started),
                  summary or "last epoch", model_io.json_path(self.args.modelprefix))
+
+
+class TrainingDiverged(UserError):
+    exit_code = EXIT_DATA
 
 
 class Totals:
