@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from filejsonpytorch import architecture, config, train
-from filejsonpytorch.batches import TensorData, epoch_order
+from filejsonpytorch.batches import epoch_order
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("class-ionosphere", "class-ngram-sp1", "class-window-pos1", "seq-pos1", "seq-pos2", "abalone-train",
@@ -81,7 +81,9 @@ def meta_path(name):
 
 
 def bench_dataset(name, workdir, opts):
-    args = config.parse_train_args([str(meta_path(name)), os.path.join(workdir, name), "--seed", "1"])
+    # the stop file goes to our directory: the Trainer deletes an old one, and data/ is shared
+    args = config.parse_train_args([str(meta_path(name)), os.path.join(workdir, name), "--seed", "1",
+                                    "--stopfile", os.path.join(workdir, "STOP")])
     torch.manual_seed(args.seed)
     setup = train.new_setup(args)
     train_set, val_set = train.datasets(args, setup)
