@@ -22,7 +22,7 @@ from .modules.crf import looks_like_chunk_labels
 
 DEFAULT_MODULE = {"classification": "mlp", "regression": "mlp", "sequence": "bilstm_tagger"}
 CHUNK_MODULE = "bilstm_crf"
-TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 0.25, "grad_clip": 5.0}
+TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 1.0, "grad_clip": 5.0}
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
 CHAR_MIN_VOCAB = 500
