@@ -43,17 +43,16 @@ constrained.
 
 from __future__ import annotations
 
-import re
 from typing import Iterable
 
 import torch
 from torch import nn
 
+from ..metrics import detect_scheme
+
 DISALLOWED_SCORE = -10000.0
 INIT_RANGE = 0.1
 
-_LF_PART = re.compile(r"[^|,]+\|[BI]")
-_CONLL_LABEL = re.compile(r"[BI](-.+)?")
 OUTSIDE = "O"
 
 
@@ -195,7 +194,7 @@ def chunk_transitions(labels: list[str]) -> torch.Tensor | None:
     A label may follow another (or start a sequence) unless one of its parts is an
     inside part "T|I" (or "I-T") and the previous label has no part of type T.
     """
-    scheme = _chunk_scheme(labels)
+    scheme = detect_scheme(labels)
     if scheme is None:
         return None
     parts = [_chunk_parts(label, scheme) for label in labels]
@@ -206,23 +205,7 @@ def chunk_transitions(labels: list[str]) -> torch.Tensor | None:
 
 def looks_like_chunk_labels(labels: Iterable[str]) -> bool:
     """True if the labels are LF chunk labels ("T|B", "T|I", "O") or CoNLL B-/I- labels."""
-    return _chunk_scheme(labels) is not None
-
-
-def _chunk_scheme(labels: Iterable[str]) -> str | None:
-    """The label style, "lf" or "conll", decided as by the LF host's chunk scorer; or None."""
-    entity_labels = [label for label in labels if label != OUTSIDE]
-    if not entity_labels:
-        return None
-    if all(_is_lf_label(label) for label in entity_labels):
-        return "lf"
-    if all(_CONLL_LABEL.fullmatch(label) for label in entity_labels):
-        return "conll"
-    return None
-
-
-def _is_lf_label(label: str) -> bool:
-    return all(_LF_PART.fullmatch(part) for part in label.split(","))
+    return detect_scheme(labels) is not None
 
 
 def _chunk_parts(label: str, scheme: str) -> list[tuple[str, str]]:
