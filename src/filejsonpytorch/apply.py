@@ -46,6 +46,9 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 class Server:
     """A loaded model and everything prepared for answering requests fast."""
 
@@ -106,7 +109,7 @@ class Server:
         except UnicodeDecodeError as e:
             return error_response(f"the request is not valid UTF-8 (byte {e.start}: {e.reason})")
         try:
-            request = json.loads(text, parse_constant=_reject_constant)
+            request = DECODER.decode(text)
         except RecursionError:
             return error_response("the request is nested too deeply")
         except json.JSONDecodeError as e:
@@ -140,8 +143,6 @@ class Server:
             if not math.isfinite(value):
                 raise ValueError(NOT_FINITE)
             return json.dumps({"status": "ok", "output": value})
-        if not bool(self.torch.isfinite(probabilities).all()):
-            raise ValueError(NOT_FINITE)
         if self.is_sequence:
             return self.sequence_response(predicted[0], probabilities[0])
         return self.class_response(int(predicted[0]), probabilities[0])
@@ -167,12 +168,16 @@ class Server:
         return encoded
 
     def class_response(self, index, probabilities):
-        dist = probabilities.double().tolist()
+        dist = probabilities.tolist()
+        if not math.isfinite(sum(dist)):
+            raise ValueError(NOT_FINITE)
         return ('{"status":"ok","output":%s,"conf":%r,"dist":%s,"labels":%s}'
                 % (json.dumps(self.labels[index]), dist[index], json.dumps(dist), self.labels_json))
 
     def sequence_response(self, indices, probabilities):
-        dist = probabilities.double().tolist()
+        dist = probabilities.tolist()
+        if not math.isfinite(sum(map(sum, dist))):
+            raise ValueError(NOT_FINITE)
         indices = indices.tolist()
         output = [self.labels[i] for i in indices]
         conf = [d[i] for d, i in zip(dist, indices)]

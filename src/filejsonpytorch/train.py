@@ -402,40 +402,43 @@ class Totals:
 
 class UnknownReplacer:
     """Word dropout for training: replaces rare ids by the out-of-vocabulary id with
-    probability alpha / (alpha + count), so the network learns what unseen values mean."""
+    probability alpha / (alpha + count), so the network learns what unseen values mean.
+    The nominal columns' tables are concatenated so one gather serves all columns."""
 
     def __init__(self, setup, alpha):
         embeddings = setup.arch["embeddings"]
-        self.tables = {}
-        if alpha > 0:
-            for emb_id, v in setup.vocabs.items():
-                if emb_id in embeddings and embeddings[emb_id]["train"] != "onehot":
-                    counts = torch.tensor(v.counts, dtype=torch.float).clamp(min=1)
-                    table = alpha / (alpha + counts)
-                    table[:2] = 0.0
-                    self.tables[emb_id] = table
-        self.nominal = [(c, self.tables[e]) for c, e in enumerate(setup.arch["nominal"]) if e in self.tables]
-        self.lists = [(i, self.tables.get(s["emb"])) for i, s in enumerate(setup.arch["lists"]) if s["emb"] in self.tables]
+        tables = {}
+        for emb_id, v in setup.vocabs.items():
+            counts = torch.tensor(v.counts, dtype=torch.float).clamp(min=1)
+            table = alpha / (alpha + counts)
+            if alpha <= 0 or emb_id not in embeddings or embeddings[emb_id]["train"] == "onehot":
+                table.zero_()
+            table[:2] = 0.0
+            tables[emb_id] = table
+        nominal = setup.arch["nominal"]
+        starts, offset = {}, 0
+        for emb_id in dict.fromkeys(nominal):
+            starts[emb_id] = offset
+            offset += len(tables[emb_id])
+        self.nominal_offsets = torch.tensor([starts[e] for e in nominal], dtype=torch.long)
+        self.nominal_table = torch.cat([tables[e] for e in starts]) if starts else None
+        self.lists = [(i, tables[s["emb"]]) for i, s in enumerate(setup.arch["lists"]) if tables[s["emb"]].any()]
+        if self.nominal_table is not None and not self.nominal_table.any():
+            self.nominal_table = None
 
     def __call__(self, batch):
-        if not self.nominal and not self.lists:
-            return batch
-        if self.nominal:
-            nominal = batch["nominal"].clone()
-            for column, table in self.nominal:
-                ids = nominal[..., column]
-                nominal[..., column] = self._replace(ids, table)
-            batch["nominal"] = nominal
-        lists = list(batch["lists"])
-        for i, table in self.lists:
-            lists[i] = self._replace(lists[i], table)
-        batch["lists"] = lists
+        if self.nominal_table is not None:
+            batch["nominal"] = self._replace(batch["nominal"], self.nominal_table[batch["nominal"] + self.nominal_offsets])
+        if self.lists:
+            lists = list(batch["lists"])
+            for i, table in self.lists:
+                lists[i] = self._replace(lists[i], table[lists[i]])
+            batch["lists"] = lists
         return batch
 
     @staticmethod
-    def _replace(ids, table):
-        drop = torch.rand(ids.shape) < table[ids]
-        return ids.masked_fill(drop, lfdata.OOV)
+    def _replace(ids, probabilities):
+        return ids.masked_fill(torch.rand(ids.shape) < probabilities, lfdata.OOV)
 
 
 def count_correct(network, scores, batch, predicted=None):

@@ -41,5 +41,5 @@ class LFModule(nn.Module):
         """-> (predicted class ids, probabilities [.., C]); regression: (values, None)."""
         if self.task == "regression":
             return scores, None
-        probabilities = torch.softmax(scores.double(), dim=-1)
+        probabilities = torch.softmax(scores, dim=-1, dtype=torch.float64)
         return probabilities.argmax(dim=-1), probabilities

@@ -33,6 +33,8 @@ class BiLSTMTagger(LFModule):
     def forward(self, batch):
         mask = batch["mask"]
         x = self.project(self.encoder(batch))
+        if x.shape[0] == 1:  # a single sequence (application) has no padding to pack away
+            return self.output(self.lstm(x)[0])
         lengths = mask.sum(-1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)

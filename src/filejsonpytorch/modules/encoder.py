@@ -141,7 +141,7 @@ class InputEncoder(nn.Module):
             parts.append(batch["numeric"])
         for spec, encoder, ids in zip(self.list_specs, self.list_encoders, batch["lists"]):
             parts.append(self._encode_list(spec["emb"], encoder, ids, batch.get("mask")))
-        return torch.cat(parts, dim=-1)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def _encode_list(self, emb_id, encoder, ids, element_mask):
         if ids.dim() == 2:

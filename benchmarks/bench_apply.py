@@ -1,0 +1,120 @@
+"""Request latency and start-up of our application server against a bare reference, both
+driven by the LF host emulator (lfhost) exactly as GATE drives a backend.
+
+For class-ionosphere and seq-pos1 it trains a small model (--maxepochs 2 --seed 1) in a
+temporary data directory, installs the wrapper there, and repeats the data lines into a
+test file (3000 instances, 2000 sentences). Then, round by round, lfhost applies
+- ours: the installed wrapper's apply.sh, and
+- bare: benchmarks/bare_apply.py (JSON line in, dict lookup, tensors, a network of our
+  default sizes, JSON line out),
+alternating which goes first. Latencies are lfhost's: request written to response read,
+the first answer counted as start-up (process start to first answer) instead.
+
+    python benchmarks/bench_apply.py [--rounds N] [--python PYTHON] [--train-options="..."]
+"""
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from filejsonpytorch.install import install
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parents[1] / "shared"
+LFHOST = SHARED / "lfhost" / "lfhost"
+BARE = HERE / "bare_apply.py"
+CASES = {"class-ionosphere": 3000, "seq-pos1": 2000}
+PROGRAMS = ("ours", "bare")
+
+
+def main():
+    opts = parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-apply-") as workdir:
+        cases = [prepare(name, count, Path(workdir), opts) for name, count in CASES.items()]
+        runs = {(case["name"], program): [] for case in cases for program in PROGRAMS}
+        for number in range(opts.rounds):
+            for case in cases:
+                for program in PROGRAMS[number % 2:] + PROGRAMS[:number % 2]:
+                    runs[case["name"], program].append(apply(case, program, opts.python))
+    print_table(runs, opts.rounds)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="lfhost runs per program and dataset")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for training and both programs")
+    parser.add_argument("--train-options", default="",
+                        help="more training options, e.g. --train-options=\"--chars false\"")
+    return parser.parse_args()
+
+
+def prepare(name, count, workdir, opts):
+    """A data directory with a trained model and the wrapper, and a test file."""
+    datadir = workdir / name
+    datadir.mkdir()
+    meta = datadir / "crvd.meta.json"
+    shutil.copy(SHARED / "data" / f"{name}.meta.json", meta)
+    shutil.copy(SHARED / "data" / f"{name}.data.json", datadir / "crvd.data.json")
+    print(f"training {name} ...", file=sys.stderr)
+    done = subprocess.run([opts.python, "-m", "filejsonpytorch.train", "crvd.meta.json", "FileJsonPyTorch.model",
+                           "--maxepochs", "2", "--seed", "1", *opts.train_options.split()],
+                          cwd=datadir, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"training {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    install(datadir)
+    test = workdir / f"{name}.test.json"
+    write_repeated(SHARED / "data" / f"{name}.data.json", test, count)
+    return {"name": name, "datadir": datadir, "meta": meta, "test": test}
+
+
+def write_repeated(source, target, count):
+    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    repeated = (lines * math.ceil(count / len(lines)))[:count]
+    target.write_text("\n".join(repeated) + "\n", encoding="utf-8")
+
+
+def apply(case, program, python):
+    """One lfhost apply run -> its figures (the JSON lfhost prints on stdout)."""
+    command = [str(LFHOST), "apply", "--data", str(case["datadir"]), "--test", str(case["test"]),
+               "--install", "none", "--python-bin", python,
+               "--child-log", str(case["datadir"] / f"{program}.log")]
+    if program == "bare":
+        command += ["--command", f"{python} {BARE} {case['meta']}"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"lfhost failed ({done.returncode}) for {program} on {case['name']}:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout)
+    if figures["soft_findings"]:
+        print(f"note: {program} on {case['name']}: soft findings {figures['soft_findings']}", file=sys.stderr)
+    return figures
+
+
+def print_table(runs, rounds):
+    print(f"medians over {rounds} lfhost runs each; ratio: median over rounds of our p50 / bare p50")
+    print(f"{'dataset':18} {'program':8} {'p50 us':>8} {'p99 us':>9} {'startup s':>10} {'req/s':>7} {'ratio p50':>10}")
+    for (name, program), figures in runs.items():
+        ratios = [ours["latency_us"]["p50"] / bare["latency_us"]["p50"]
+                  for ours, bare in zip(runs[name, "ours"], runs[name, "bare"])]
+        ratio = f"{statistics.median(ratios):10.2f}" if program == "ours" else ""
+        print(f"{name:18} {program:8} {median(figures, 'latency_us', 'p50'):>8.0f} "
+              f"{median(figures, 'latency_us', 'p99'):>9.0f} {median(figures, 'startup_s'):>10.2f} "
+              f"{median(figures, 'throughput_inst_per_s'):>7.0f} {ratio}")
+
+
+def median(figures, *keys):
+    values = []
+    for run in figures:
+        for key in keys:
+            run = run[key]
+        values.append(run)
+    return statistics.median(values)
+
+
+if __name__ == "__main__":
+    main()
