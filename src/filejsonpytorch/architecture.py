@@ -23,6 +23,7 @@ from .modules.crf import looks_like_chunk_labels
 DEFAULT_MODULE = {"classification": "mlp", "regression": "mlp", "sequence": "bilstm_tagger"}
 CHUNK_MODULE = "bilstm_crf"
 TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 1.0, "grad_clip": 5.0}
+SEQUENCE_LEARNING_RATE = 0.002  # taggers: better and faster on our NER and POS validation splits
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
 CHAR_MIN_VOCAB = 500
@@ -100,7 +101,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
         "numeric": len(schema.numeric),
         "lists": [list_spec(f, ngram_layer) for f in schema.lists],
         "hparams": dict(module_class.hparams),
-        "training": dict(TRAINING_DEFAULTS),
+        "training": {**TRAINING_DEFAULTS, **({"learningrate": SEQUENCE_LEARNING_RATE} if task == "sequence" else {})},
     }
 
 

@@ -80,7 +80,7 @@ def train_parser():
     a("--stopfile", default=None, help="stop training gracefully when this file appears (default: DATADIR/STOP)")
     a("--module", default=None, help="network module: a file name in modules/ (default: chosen from the data)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
-    a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture, 0.001)")
+    a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--emb_addwords", type=boolean, default=None,
       help="keep the words of an embeddings file that the training data lacks, so application covers them (default: only for emb_train mapping)")
     a("--chars", type=boolean, default=True, help="add a character CNN for word-like features (large vocabularies)")
