@@ -134,17 +134,23 @@ def _is_plain_name(name):
     return isinstance(name, str) and name not in ("", ".", "..") and os.path.basename(name) == name
 
 
-def _remove_dead_temporaries(prefix):
-    """Temporary files of saves that were killed (SIGKILL, power loss) before they finished."""
+def _files_of(prefix, suffix):
+    """{file name: its number} for the files beside the prefix named PREFIX + suffix, a
+    regular expression whose one group is a number."""
     directory = os.path.dirname(os.path.abspath(prefix))
-    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"(?:\.\d+\.pt|\.json)\.tmp(\d+)$")
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + suffix + "$")
     try:
         names = os.listdir(directory)
     except OSError:
-        return
-    for name in names:
-        m = pattern.match(name)
-        if m and not _process_alive(int(m.group(1))):
+        return {}
+    return {name: int(m.group(1)) for name in names if (m := pattern.match(name))}
+
+
+def _remove_dead_temporaries(prefix):
+    """Temporary files of saves that were killed (SIGKILL, power loss) before they finished."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    for name, pid in _files_of(prefix, r"(?:\.\d+\.pt|\.json)\.tmp(\d+)").items():
+        if not _process_alive(pid):
             _remove_quietly(os.path.join(directory, name))
 
 
@@ -161,13 +167,7 @@ def _process_alive(pid):
 
 
 def _tensor_files(prefix):
-    directory = os.path.dirname(os.path.abspath(prefix))
-    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"\.(\d+)\.pt$")
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return {}
-    return {name: int(m.group(1)) for name in names if (m := pattern.match(name))}
+    return _files_of(prefix, r"\.(\d+)\.pt")
 
 
 def _next_generation(prefix):
