@@ -112,7 +112,7 @@ def make_trainer(args, setup, train_set, val_set, epochs):
     trainer = train.Trainer(args, setup, setup.network, torch.device("cpu"), train_set, val_set)
     trainer.started = time.time()
     trainer.total_batches = epochs * trainer.batches_per_epoch
-    trainer.done_batches = 0
+    trainer.done_batches = trainer.seen = 0
     trainer.validate = lambda epoch, number: False  # validation is not part of an epoch's cost
     return trainer
 

@@ -282,7 +282,7 @@ class Trainer:
         first_epoch = self.setup.position["epoch"] + 1
         self.started = time.time()
         self.total_batches = args.maxepochs * self.batches_per_epoch
-        self.done_batches = 0
+        self.done_batches = self.seen = 0
         for epoch in range(first_epoch, first_epoch + args.maxepochs):
             finished = self.run_epoch(epoch)
             if finished:
@@ -327,14 +327,19 @@ class Trainer:
                                    f"extreme numbers; the last good model is kept")
         totals.add(value, *count_correct(self.network, scores, batch))
         self.setup.position["instances"] += len(indices)
+        self.seen += len(indices)
 
     def report(self, epoch, number, totals):
+        log.info("epoch %d batch %d/%d: loss %.4f%s, %s", epoch, number, self.batches_per_epoch,
+                 totals.loss(), self.accuracy_text(totals), self.speed())
+
+    def speed(self):
+        """Instances per second in this run, and the time left if no early stop comes."""
         elapsed = time.time() - self.started
-        rate = self.setup.position["instances"] / elapsed if elapsed else 0.0
+        rate = self.seen / elapsed if elapsed else 0.0
         left = (self.total_batches - self.done_batches) * elapsed / max(1, self.done_batches)
-        log.info("epoch %d batch %d/%d: loss %.4f%s, %.0f %s/s, at most %s left", epoch, number, self.batches_per_epoch,
-                 totals.loss(), self.accuracy_text(totals), rate,
-                 "sequences" if self.train_data.is_sequence else "instances", format_seconds(left))
+        unit = "sequences" if self.train_data.is_sequence else "instances"
+        return f"{rate:.0f} {unit}/s, at most {format_seconds(left)} left"
 
     def accuracy_text(self, totals):
         return "" if self.task == "regression" else f", accuracy {totals.accuracy():.4f}"
@@ -352,8 +357,8 @@ class Trainer:
             entry["accuracy"] = accuracy
         self.setup.history.append(entry)
         improved = is_better(entry, self.best, self.metric)
-        log.info("validation after epoch %d batch %d: loss %.4f, %s%s", epoch, number, loss,
-                 f"rmse {entry['rmse']:.4f}" if "rmse" in entry else f"accuracy {accuracy:.4f}",
+        log.info("validation after epoch %d batch %d: loss %.4f, %s; %s%s", epoch, number, loss,
+                 f"rmse {entry['rmse']:.4f}" if "rmse" in entry else f"accuracy {accuracy:.4f}", self.speed(),
                  " (best so far, saved)" if improved else "")
         self.network.train()
         if improved:
