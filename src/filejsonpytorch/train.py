@@ -129,6 +129,11 @@ def make_arch(args, schema, vocabs):
     arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
     if args.arch:
         arch = architecture.read_arch_file(args.arch, arch)
+    return with_training_options(arch, args)
+
+
+def with_training_options(arch, args):
+    """--learningrate and --batchsize override the architecture's training section."""
     if args.learningrate is not None:
         arch["training"]["learningrate"] = args.learningrate
     if args.batchsize is not None:
@@ -140,11 +145,7 @@ def resume_setup(args):
     info, tensors = model_io.load_model(args.modelprefix)
     schema = lfdata.FeatureSchema.from_json(info["schema"])
     vocabs = {k: vocabs_mod.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
-    arch = info["arch"]
-    if args.learningrate is not None:
-        arch["training"]["learningrate"] = args.learningrate
-    if args.batchsize is not None:
-        arch["training"]["batchsize"] = args.batchsize
+    arch = with_training_options(info["arch"], args)
     network = architecture.build_network(arch)
     network.load_state_dict(tensors["model"])
     log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), info.get("position", {}).get("epoch", 0))
