@@ -540,11 +540,11 @@ def test_a_model_saved_on_a_gpu_is_applied_on_the_cpu(models, tmp_path, monkeypa
     assert backend.close() == 0
 
 
-def _truncate(path):
+def truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def _flip_a_byte(path):
+def flip_a_byte(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x55
     path.write_bytes(bytes(data))
@@ -558,13 +558,13 @@ def _newer_version(path):
 
 BROKEN = [
     ("no_model", lambda prefix: Path(model_io.json_path(prefix)).unlink(), "json", "no model here"),
-    ("truncated_json", lambda prefix: _truncate(Path(model_io.json_path(prefix))), "json", "damaged or truncated"),
+    ("truncated_json", lambda prefix: truncate(Path(model_io.json_path(prefix))), "json", "damaged or truncated"),
     ("newer_version", lambda prefix: _newer_version(Path(model_io.json_path(prefix))), "json", "newer"),
     ("not_a_model_json", lambda prefix: Path(model_io.json_path(prefix)).write_text("[1, 2]"), "json", "not a filejsonpytorch model"),
     ("missing_tensor_file", lambda prefix: tensor_file(prefix).unlink(), "pt", "missing"),
-    ("truncated_tensor_file", lambda prefix: _truncate(tensor_file(prefix)), "pt", "damaged"),
+    ("truncated_tensor_file", lambda prefix: truncate(tensor_file(prefix)), "pt", "damaged"),
     ("garbage_tensor_file", lambda prefix: tensor_file(prefix).write_bytes(os.urandom(5000)), "pt", "damaged"),
-    ("one_byte_changed_in_the_tensor_file", lambda prefix: _flip_a_byte(tensor_file(prefix)), "pt", "damaged"),
+    ("one_byte_changed_in_the_tensor_file", lambda prefix: flip_a_byte(tensor_file(prefix)), "pt", "damaged"),
 ]
 
 

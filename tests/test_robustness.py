@@ -20,7 +20,7 @@ import torch
 
 from filejsonpytorch import model_io
 from filejsonpytorch.errors import EnvironmentProblem, ModelError
-from test_apply import clean_env, make_datadir, say, trained_models
+from test_apply import clean_env, flip_a_byte, make_datadir, say, tensor_file, trained_models, truncate
 
 PREFIX = "FileJsonPyTorch.model"
 
@@ -266,20 +266,6 @@ def models(tmp_path_factory):
     return trained_models(tmp_path_factory)
 
 
-def tensor_file(prefix):
-    return prefix.parent / json.loads(Path(model_io.json_path(prefix)).read_text())["tensors"]
-
-
-def _truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _flip_a_byte(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 3] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 def _edit_json(prefix, **changes):
     path = Path(model_io.json_path(prefix))
     info = json.loads(path.read_text())
@@ -288,10 +274,10 @@ def _edit_json(prefix, **changes):
 
 
 DAMAGE = {
-    "corrupted_tensor_file": ("pt", "damaged", lambda p: _flip_a_byte(tensor_file(p))),
-    "truncated_tensor_file": ("pt", "damaged", lambda p: _truncate(tensor_file(p))),
+    "corrupted_tensor_file": ("pt", "damaged", lambda p: flip_a_byte(tensor_file(p))),
+    "truncated_tensor_file": ("pt", "damaged", lambda p: truncate(tensor_file(p))),
     "missing_tensor_file": ("pt", "missing", lambda p: tensor_file(p).unlink()),
-    "truncated_json": ("json", "damaged or truncated", lambda p: _truncate(Path(model_io.json_path(p)))),
+    "truncated_json": ("json", "damaged or truncated", lambda p: truncate(Path(model_io.json_path(p)))),
     "newer_version": ("json", "newer than this program", lambda p: _edit_json(p, version=model_io.VERSION + 1)),
     "no_version": ("json", "no valid format version", lambda p: _edit_json(p, version="one")),
     "tensor_file_elsewhere": ("json", "must name a file next to it", lambda p: _edit_json(p, tensors="../x.pt")),
