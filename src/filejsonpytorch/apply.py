@@ -55,10 +55,11 @@ class Server:
     def __init__(self, schema, encoder, network, device):
         import torch
 
-        from .batches import request_batch
+        from .batches import request_batch, to_device
 
         self.torch = torch
         self.request_batch = request_batch
+        self.to_device = to_device
         self.schema = schema
         self.encoder = encoder
         self.network = network
@@ -134,8 +135,7 @@ class Server:
         encoded = self.encode(request)
         batch = self.request_batch(encoded, self.is_sequence)
         if self.device.type != "cpu":
-            from .batches import to_device
-            batch = to_device(batch, self.device)
+            batch = self.to_device(batch, self.device)
         scores = self.network(batch)
         predicted, probabilities = self.network.predict(scores, batch)
         if self.regression:
