@@ -108,6 +108,22 @@ def test_explicit_options_are_recorded(tmp_path):
     assert parse(tmp_path, "--maxepochs", "3", "--seed=4", "--noshuffle").explicit == {"maxepochs", "seed", "noshuffle"}
 
 
+def test_hparams_are_read_as_json_values(tmp_path):
+    args = parse(tmp_path, "--hparams", "hidden=64, dropout=0.25,widths=[2, 3],decode=viterbi,constrain_chunks=false")
+    assert args.hparams == {"hidden": 64, "dropout": 0.25, "widths": [2, 3], "decode": "viterbi", "constrain_chunks": False}
+
+
+@pytest.mark.parametrize("text", ["hidden", "=3", "two words=1"])
+def test_bad_hparams_are_a_usage_error(tmp_path, text):
+    with pytest.raises(UsageError, match="--hparams.*expected name=value"):
+        parse(tmp_path, "--hparams", text)
+
+
+def test_yaml_hparams_may_be_a_mapping_or_text(tmp_path):
+    assert parse(tmp_path, yaml="hparams:\n  hidden: 50\n  widths: [2, 3]\n").hparams == {"hidden": 50, "widths": [2, 3]}
+    assert parse(tmp_path, yaml="hparams: hidden=50\n").hparams == {"hidden": 50}
+
+
 # --- FileJsonPyTorch.yaml ---------------------------------------------------------
 
 

@@ -10,11 +10,14 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from filejsonpytorch import evaluate, metrics
 from filejsonpytorch.apply import Server
 from filejsonpytorch.install import install
-from filejsonpytorch.train import main as train_main
+from filejsonpytorch.modules.encoder import NgramBag
+from filejsonpytorch.config import parse_train_args
+from filejsonpytorch.train import Trainer, datasets, main as train_main, resume_setup
 
 from conftest import SHARED_DATA
 
@@ -61,6 +64,26 @@ def test_every_module_trains_reloads_and_answers(tmp_path, name, module):
     for features, _ in requests(datadir, 5):
         answer = json.loads(server.answer(json.dumps(features).encode()))
         assert answer["status"] == "ok"
+
+
+def test_hparams_shape_the_network_and_are_recorded(tmp_path):
+    datadir = make_datadir(tmp_path, "class-ionosphere")
+    prefix = train(datadir, "--hparams", "hidden=17,layers=2")
+    info = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
+    assert info["arch"]["hparams"]["hidden"] == 17 and info["arch"]["hparams"]["layers"] == 2
+    linears = [m for m in Server.load(str(prefix)).network.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [17, 17, 2]
+
+
+@pytest.mark.parametrize("hparams, message", [
+    ("hiddn=3", "module 'mlp' has no hyper-parameter 'hiddn'; it has hidden=200"),
+    ("hidden=wide", "hidden must be int like its default 200, got \"wide\""),
+    ("dropout=[1]", "dropout must be float"),
+])
+def test_wrong_hparams_name_the_module_and_its_hyper_parameters(tmp_path, capsys, hparams, message):
+    datadir = make_datadir(tmp_path, "class-ionosphere")
+    assert train_main([str(datadir / "crvd.meta.json"), str(datadir / "m"), "--hparams", hparams]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_module_for_another_task_is_refused(tmp_path, capsys):
@@ -162,3 +185,49 @@ def test_evaluate_regression_and_json_output(tmp_path, capsys):
     errors = [json.loads(server.answer(json.dumps(f).encode()))["output"] - target for f, target in requests(datadir, 1000)]
     assert report["regression"]["rmse"] == pytest.approx(float(np.sqrt(np.mean(np.square(errors)))), rel=1e-5)
     assert report["regression"]["n"] == 320
+
+
+# --- the n-gram bag of the mlp --------------------------------------------------
+
+
+def test_ngram_bag_takes_each_word_and_pair_once():
+    bag = NgramBag(vocab_size=10, buckets=7, n_classes=2)
+    grams = bag.ngrams(torch.tensor([[3, 4, 3, 4, 0, 0]]))[0].tolist()
+    words = sorted(g for g in grams if 0 < g < 10)
+    pairs = [g for g in grams if g >= 10]
+    assert words == [3, 4] and len(pairs) == len(set(pairs)) == 2 and grams.count(0) == 7
+
+
+def test_ngram_bag_starts_as_scaled_naive_bayes():
+    bag = NgramBag(vocab_size=5, buckets=7, n_classes=2)
+    ids = torch.tensor([[2, 3], [2, 4], [4, 0]])
+    bag.initialise_from([(ids, torch.tensor([0, 1, 1]))])
+    # class 0 holds 3 n-grams (2, 3, pair 2-3), class 1 holds 4 (2, 4, pair 2-4, 4);
+    # add-one smoothing over the 12 rows of the table
+    log_p0, log_p1 = np.log(2 / 15), np.log(1 / 16)  # word 3: once in class 0, never in class 1
+    expected = NgramBag.INIT_SCALE * (log_p0 - log_p1) / 2
+    assert bag.weights.weight[3].tolist() == pytest.approx([expected, -expected], rel=1e-5)
+    assert bag.weights.weight[0].tolist() == [0.0, 0.0]
+    scores = bag(torch.tensor([[3, 0], [4, 0]]))
+    assert scores.argmax(1).tolist() == [0, 1]
+
+
+def test_mlp_on_lists_initialises_its_bag_from_the_training_data_once(tmp_path):
+    datadir = make_datadir(tmp_path, "class-ngram-sp1")
+    untrained = datadir / "untrained"
+    assert train_main([str(datadir / "crvd.meta.json"), str(untrained), "--maxepochs", "1", "--learningrate", "1e-9"]) == 0
+    initial = Server.load(str(untrained)).network.bags[0].weights.weight
+    assert initial.abs().sum() > 0
+    prefix = train(datadir)
+    trained = Server.load(str(prefix)).network.bags[0].weights.weight
+    assert not torch.allclose(initial, trained, atol=1e-3)
+    args = parse_train_args([str(datadir / "crvd.meta.json"), str(prefix), "--resume"])
+    setup = resume_setup(args)
+    Trainer(args, setup, setup.network, torch.device("cpu"), *datasets(args, setup))
+    assert torch.equal(setup.network.bags[0].weights.weight, trained)  # not started from naive Bayes again
+
+
+def test_mlp_without_lists_or_for_regression_has_no_bag(tmp_path):
+    for name in ("class-ionosphere", "abalone-train"):
+        prefix = train(make_datadir(tmp_path, name))
+        assert len(Server.load(str(prefix)).network.bags) == 0

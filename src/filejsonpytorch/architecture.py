@@ -141,6 +141,29 @@ def read_arch_file(path, default):
     return merged
 
 
+def set_hparams(arch, settings):
+    """The architecture's hyper-parameters with `--hparams` settings applied; each must be
+    one the module declares, with a value of the declared type."""
+    declared = find_module(arch["module"]).hparams
+    hparams = dict(arch["hparams"])
+    for name, value in settings.items():
+        if name not in declared:
+            raise UsageError(f"--hparams: module {arch['module']!r} has no hyper-parameter {name!r}; "
+                             f"it has {', '.join(f'{k}={json.dumps(v)}' for k, v in declared.items()) or 'none'}")
+        hparams[name] = _hparam_value(name, value, declared[name])
+    return hparams
+
+
+def _hparam_value(name, value, default):
+    kind = type(default)
+    if kind is float and type(value) is int:
+        return float(value)
+    if default is None or type(value) is kind:
+        return value
+    raise UsageError(f"--hparams: {name} must be {kind.__name__} like its default {json.dumps(default)}, "
+                     f"got {json.dumps(value)}")
+
+
 def module_search_path():
     """User modules first: `$WRAPPER_HOME/modules/`, the `modules/` folder beside this
     package (the wrapper directory's, when run from there), then the package's own."""

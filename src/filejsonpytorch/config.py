@@ -5,8 +5,10 @@ options (the command line wins). Upper-case keys and the host's own `shellcmd` a
 """
 
 import argparse
+import json
 import math
 import os
+import re
 import sys
 
 import yaml
@@ -58,6 +60,23 @@ def positive_float(text):
     return value
 
 
+def hparam_settings(text):
+    """`name=value,...` -> {name: value}; values are read as JSON (numbers, true/false,
+    [lists]) where they can be, else kept as text. A YAML mapping is taken as it is."""
+    if isinstance(text, dict):
+        return {str(k): v for k, v in text.items()}
+    settings = {}
+    for part in (p.strip() for p in re.split(r",(?![^\[]*\])", text) if p.strip()):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise argparse.ArgumentTypeError(f"expected name=value,... but got {part!r}")
+        try:
+            settings[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[name.strip()] = value.strip()
+    return settings
+
+
 def train_parser():
     p = Parser(prog="filejsonpytorch-train", description="Train a network on a GATE LearningFramework export.",
                formatter_class=HelpFormatter)
@@ -79,6 +98,8 @@ def train_parser():
     a("--es_metric", choices=["loss", "accuracy"], default="accuracy", help="what early stopping and the best model watch (regression: always loss)")
     a("--stopfile", default=None, help="stop training gracefully when this file appears (default: DATADIR/STOP)")
     a("--module", default=None, help="network module: a file name in modules/ (default: chosen from the data)")
+    a("--hparams", type=hparam_settings, default={}, metavar="NAME=VALUE,...",
+      help="the module's hyper-parameters, e.g. hidden=100,dropout=0.3,widths=[2,3,4] (--notrain lists them)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
     a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--emb_addwords", type=boolean, default=None,
@@ -175,6 +196,8 @@ def _yaml_value(action, value, path, key):
         if not isinstance(value, bool):
             raise UsageError(f"{path}: {key} must be true or false")
         return value
+    if isinstance(value, dict) and action.type is hparam_settings:
+        return hparam_settings(value)
     try:
         value = action.type(str(value)) if action.type else str(value)
     except (argparse.ArgumentTypeError, ValueError) as e:

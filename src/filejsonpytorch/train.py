@@ -129,6 +129,7 @@ def make_arch(args, schema, vocabs):
     arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
     if args.arch:
         arch = architecture.read_arch_file(args.arch, arch)
+    arch["hparams"] = architecture.set_hparams(arch, args.hparams)
     return with_training_options(arch, args)
 
 
@@ -146,6 +147,8 @@ def resume_setup(args):
     schema = lfdata.FeatureSchema.from_json(info["schema"])
     vocabs = {k: vocabs_mod.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
     arch = with_training_options(info["arch"], args)
+    if args.hparams and architecture.set_hparams(arch, args.hparams) != arch["hparams"]:
+        log.warning("--hparams ignored: a resumed network keeps the hyper-parameters it was built with")
     network = architecture.build_network(arch)
     network.load_state_dict(tensors["model"])
     log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), info.get("position", {}).get("epoch", 0))
@@ -253,6 +256,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=training["learningrate"])
         if setup.optimizer_state:
             self.optimizer.load_state_dict(setup.optimizer_state)
+        if not setup.history:
+            network.initialise_from(to_device(self.train_data.batch(indices), device)
+                                    for indices in epoch_order(self.train_data, 1024, None, shuffle=False))
         self.grad_clip = training.get("grad_clip") or 0
         self.unk = UnknownReplacer(setup, training.get("word_dropout") or 0)
         self.rng = np.random.default_rng(args.seed + setup.position["epoch"])

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 
 class LFModule(nn.Module):
-    #: hyper-parameters and their defaults; `--module` users may override them
+    #: hyper-parameters and their defaults; `--hparams name=value,...` overrides them
     hparams = {}
 
     def __init__(self, arch):
@@ -26,6 +26,10 @@ class LFModule(nn.Module):
         self.task = arch["task"]
         self.n_outputs = arch["n_outputs"]
         self.hp = {**self.hparams, **arch.get("hparams", {})}
+
+    def initialise_from(self, batches):
+        """Called once before training from scratch, with the training data as an iterable
+        of batches: the place for a data-dependent initialisation. Nothing by default."""
 
     def loss(self, scores, batch):
         """Mean loss of the batch (over real elements for sequences)."""

@@ -81,6 +81,50 @@ class ListCNN(nn.Module):
         return torch.cat(pooled, dim=-1)
 
 
+class NgramBag(nn.Module):
+    """A linear model over the list's words and word pairs: each word id and each hashed
+    pair of neighbouring ids has a weight per class, summed over the list. `initialise_from`
+    starts it as multinomial naive Bayes over present/absent n-grams; training then tunes
+    it together with the rest of the network, much as NBSVM does (Wang & Manning 2012), a
+    hard baseline to beat on short texts."""
+
+    #: naive Bayes is over-confident; a third of its log-probabilities started training
+    #: best in 5-fold cross-validation on sentence polarity (1.0 and 0.1 were worse)
+    INIT_SCALE = 0.3
+
+    def __init__(self, vocab_size, buckets, n_classes):
+        super().__init__()
+        self.vocab_size, self.buckets = vocab_size, buckets
+        self.weights = nn.EmbeddingBag(vocab_size + buckets, n_classes, mode="sum", padding_idx=0)
+        nn.init.zeros_(self.weights.weight)
+
+    def ngrams(self, ids):
+        """[B, L] word ids -> [B, 2L-1] ids of the distinct words and pairs, 0 for padding."""
+        pairs = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % self.buckets + self.vocab_size
+        pairs = pairs.masked_fill((ids[:, :-1] == 0) | (ids[:, 1:] == 0), 0)
+        grams = torch.cat([ids, pairs], dim=1).sort(dim=1).values
+        grams[:, 1:].masked_fill_(grams[:, 1:] == grams[:, :-1], 0)
+        return grams
+
+    def forward(self, ids):
+        return self.weights(self.ngrams(ids))
+
+    @torch.no_grad()
+    def initialise_from(self, lists_and_targets, smoothing=1.0):
+        """Naive Bayes log-probabilities of each n-gram per class (n-grams counted once
+        per instance), centred over the classes so that only their differences count."""
+        weight = self.weights.weight
+        counts = torch.zeros_like(weight)
+        for ids, target in lists_and_targets:
+            grams = self.ngrams(ids)
+            for label in range(counts.shape[1]):
+                counts[:, label] += torch.bincount(grams[target == label].flatten(), minlength=len(counts))
+        counts[0] = 0
+        log_p = torch.log((counts + smoothing) / (counts + smoothing).sum(0))
+        weight.copy_(self.INIT_SCALE * (log_p - log_p.mean(1, keepdim=True)))
+        weight[0] = 0
+
+
 class ListLSTM(nn.Module):
     """A BiLSTM over the list; the final states of both directions."""
 

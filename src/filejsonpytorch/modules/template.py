@@ -13,8 +13,10 @@ What you get:
   into one vector of size `encoder.out_dim`.
 - `forward(batch)` must return scores: [B, C] (classification), [B, T, C] (sequences,
   `batch["mask"]` marks real elements) or [B] (regression). Override `loss` and `predict`
-  (see base.py) only if your output is something else, as bilstm_crf.py does.
-Hyper-parameters in `hparams` can be changed with `--arch FILE` without editing code.
+  (see base.py) only if your output is something else, as bilstm_crf.py does; override
+  `initialise_from(batches)` to initialise from the training data (mlp.py does).
+Hyper-parameters in `hparams` can be changed without editing code:
+`--hparams hidden=50,dropout=0.5`, or `hparams:` in FileJsonPyTorch.yaml.
 """
 
 from torch import nn
