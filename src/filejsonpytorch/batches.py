@@ -79,6 +79,18 @@ def epoch_order(data, batch_size, rng, shuffle=True):
     return batches
 
 
+class Passes:
+    """The whole data set in fixed-order batches on the device, anew each time it is
+    iterated (validation, a module's `initialise_from`), without a copy of the data."""
+
+    def __init__(self, data, batch_size, device):
+        self.data, self.batch_size, self.device = data, batch_size, device
+
+    def __iter__(self):
+        for indices in epoch_order(self.data, self.batch_size, None, shuffle=False):
+            yield to_device(self.data.batch(indices), self.device)
+
+
 def to_device(batch, device):
     if device.type == "cpu":
         return batch

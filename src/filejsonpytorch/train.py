@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import architecture, lfdata, model_io, vocab as vocabs_mod
-from .batches import TensorData, epoch_order, to_device
+from .batches import Passes, TensorData, epoch_order, to_device
 from .config import parse_maxlens, parse_train_args
 from .errors import EXIT_DATA, EnvironmentProblem, UserError
 from .logs import run_main, setup_logging
@@ -257,8 +257,7 @@ class Trainer:
         if setup.optimizer_state:
             self.optimizer.load_state_dict(setup.optimizer_state)
         if not setup.history:
-            network.initialise_from(to_device(self.train_data.batch(indices), device)
-                                    for indices in epoch_order(self.train_data, 1024, None, shuffle=False))
+            network.initialise_from(Passes(self.train_data, 1024, device))
         self.grad_clip = training.get("grad_clip") or 0
         self.unk = UnknownReplacer(setup, training.get("word_dropout") or 0)
         self.rng = np.random.default_rng(args.seed + setup.position["epoch"])
@@ -472,10 +471,9 @@ def evaluate(network, data, device, batch_size=256):
     totals = Totals()
     loss_sum = weight = 0.0
     with torch.no_grad():
-        for indices in epoch_order(data, batch_size, None, shuffle=False):
-            batch = to_device(data.batch(indices), device)
+        for batch in Passes(data, batch_size, device):
             scores = network(batch)
-            n = int(batch["mask"].sum()) if "mask" in batch else len(indices)
+            n = int(batch["mask"].sum()) if "mask" in batch else len(batch["target"])
             loss_sum += network.loss(scores, batch).item() * n
             weight += n
             totals.add(0.0, *count_correct(network, scores, batch, predicted=network.predict(scores, batch)[0]))

@@ -28,8 +28,9 @@ class LFModule(nn.Module):
         self.hp = {**self.hparams, **arch.get("hparams", {})}
 
     def initialise_from(self, batches):
-        """Called once before training from scratch, with the training data as an iterable
-        of batches: the place for a data-dependent initialisation. Nothing by default."""
+        """Called once before training from scratch, with the training data as batches (an
+        iterable that may be read more than once): the place for a data-dependent
+        initialisation. Nothing by default."""
 
     def loss(self, scores, batch):
         """Mean loss of the batch (over real elements for sequences)."""

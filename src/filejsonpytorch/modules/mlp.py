@@ -39,9 +39,6 @@ class MLP(LFModule):
                                   for spec in arch["lists"] if buckets)
 
     def initialise_from(self, batches):
-        if not self.bags:
-            return
-        batches = list(batches)
         for i, bag in enumerate(self.bags):
             bag.initialise_from((b["lists"][i], b["target"]) for b in batches)
 
