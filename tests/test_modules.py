@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from filejsonpytorch import evaluate, metrics
+from filejsonpytorch import evaluate, lfdata, metrics
 from filejsonpytorch.apply import Server
+from filejsonpytorch.batches import TensorData
 from filejsonpytorch.install import install
-from filejsonpytorch.modules.encoder import NgramBag
 from filejsonpytorch.config import parse_train_args
+from filejsonpytorch.model_io import load_network
+from filejsonpytorch.modules.encoder import NaiveBayesBag
 from filejsonpytorch.train import Trainer, datasets, main as train_main, resume_setup
 
 from conftest import SHARED_DATA
@@ -187,44 +189,56 @@ def test_evaluate_regression_and_json_output(tmp_path, capsys):
     assert report["regression"]["n"] == 320
 
 
-# --- the n-gram bag of the mlp --------------------------------------------------
+# --- the naive Bayes bag of the mlp ---------------------------------------------------
 
 
-def test_ngram_bag_takes_each_word_and_pair_once():
-    bag = NgramBag(vocab_size=10, buckets=7, n_classes=2)
+def test_naive_bayes_bag_takes_each_word_and_pair_once():
+    bag = NaiveBayesBag(vocab_size=10, n_classes=2)
     grams = bag.ngrams(torch.tensor([[3, 4, 3, 4, 0, 0]]))[0].tolist()
-    words = sorted(g for g in grams if 0 < g < 10)
-    pairs = [g for g in grams if g >= 10]
-    assert words == [3, 4] and len(pairs) == len(set(pairs)) == 2 and grams.count(0) == 7
+    assert sorted(g for g in grams if g) == [3, 4, 34, 43] and grams.count(0) == 7
 
 
-def test_ngram_bag_starts_as_scaled_naive_bayes():
-    bag = NgramBag(vocab_size=5, buckets=7, n_classes=2)
+def test_naive_bayes_bag_scores_are_hand_computed_log_probability_ratios():
+    bag = NaiveBayesBag(vocab_size=5, n_classes=2)
     ids = torch.tensor([[2, 3], [2, 4], [4, 0]])
-    bag.initialise_from([(ids, torch.tensor([0, 1, 1]))])
-    # class 0 holds 3 n-grams (2, 3, pair 2-3), class 1 holds 4 (2, 4, pair 2-4, 4);
-    # add-one smoothing over the 12 rows of the table
-    log_p0, log_p1 = np.log(2 / 15), np.log(1 / 16)  # word 3: once in class 0, never in class 1
-    expected = NgramBag.INIT_SCALE * (log_p0 - log_p1) / 2
-    assert bag.weights.weight[3].tolist() == pytest.approx([expected, -expected], rel=1e-5)
-    assert bag.weights.weight[0].tolist() == [0.0, 0.0]
-    scores = bag(torch.tensor([[3, 0], [4, 0]]))
-    assert scores.argmax(1).tolist() == [0, 1]
+    bag.count([(ids, torch.tensor([0, 1, 1]))])
+    # class 0 holds 3 n-grams (2, 3, pair 2-3), class 1 holds 4 (2, 4, pair 2-4, 4); five
+    # distinct n-grams were seen, so add-one smoothing divides by 3 + 5 and 4 + 5
+    word_3 = (np.log(2 / 8) - np.log(1 / 9)) / 2
+    pair_2_3 = word_3
+    word_2 = (np.log(2 / 8) - np.log(2 / 9)) / 2
+    assert bag(torch.tensor([[3, 0]]))[0].tolist() == pytest.approx([word_3, -word_3], rel=1e-5)
+    assert bag(torch.tensor([[2, 3]]))[0].tolist() == pytest.approx([word_2 + word_3 + pair_2_3, -(word_2 + word_3 + pair_2_3)], rel=1e-5)
+    unseen = torch.tensor([[1, 0], [3, 2], [0, 0]])  # out-of-vocabulary, the unseen pair 3-2, nothing
+    assert bag(unseen).flatten().tolist() == pytest.approx([0, 0, word_3 + word_2, -(word_3 + word_2), 0, 0], rel=1e-5)
 
 
-def test_mlp_on_lists_initialises_its_bag_from_the_training_data_once(tmp_path):
+def test_naive_bayes_bag_without_pairs_still_scores_words():
+    bag = NaiveBayesBag(vocab_size=5, n_classes=3)
+    bag.count([(torch.tensor([[2], [3], [4]]), torch.tensor([0, 1, 2]))])
+    assert len(bag.pair_keys) == 0
+    assert bag(torch.tensor([[2, 3], [4, 0]])).argmax(1).tolist()[1] == 2
+
+
+def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(tmp_path):
     datadir = make_datadir(tmp_path, "class-ngram-sp1")
-    untrained = datadir / "untrained"
-    assert train_main([str(datadir / "crvd.meta.json"), str(untrained), "--maxepochs", "1", "--learningrate", "1e-9"]) == 0
-    initial = Server.load(str(untrained)).network.bags[0].weights.weight
-    assert initial.abs().sum() > 0
-    prefix = train(datadir)
-    trained = Server.load(str(prefix)).network.bags[0].weights.weight
-    assert not torch.allclose(initial, trained, atol=1e-3)
+    prefix = train(datadir, "--maxepochs", "2")
+    _, schema, vocabs, network = load_network(str(prefix))
+    bag = network.bags[0]
+    assert len(bag.pair_keys) > 0 and bag.scores.abs().sum() > 0
+    data = lfdata.read_dataset(datadir / "crvd.data.json", schema, lfdata.Encoder(schema, vocabs))
+    batch = TensorData(data).batch(np.arange(20))
+    with torch.no_grad():
+        predicting = network(batch)
+        network.train()
+        network.layers.eval()  # dropout off, so that only the naive Bayes term differs
+        learning = network(batch)
+    assert torch.allclose(predicting - learning, network.hp["naive_bayes"] * bag(batch["lists"][0]), atol=1e-5)
     args = parse_train_args([str(datadir / "crvd.meta.json"), str(prefix), "--resume"])
     setup = resume_setup(args)
+    setup.network.bags[0].scores.zero_()
     Trainer(args, setup, setup.network, torch.device("cpu"), *datasets(args, setup))
-    assert torch.equal(setup.network.bags[0].weights.weight, trained)  # not started from naive Bayes again
+    assert setup.network.bags[0].scores.abs().sum() == 0  # not counted again on resume
 
 
 def test_mlp_without_lists_or_for_regression_has_no_bag(tmp_path):

@@ -5,23 +5,24 @@ numbers) are concatenated and passed through `layers` hidden layers of `hidden` 
 (ReLU, dropout) to the output layer. This is the network the trainer builds by default
 for instances that are not sequences; on numeric data such as UCI Ionosphere or abalone
 it is the classic multi-layer perceptron (Rumelhart, Hinton & Williams 1986), on n-gram
-lists it becomes the CNN sentence classifier of Kim (2014). For classification, each
-n-gram list also feeds a linear bag of words and word pairs (`NgramBag`) that starts as
-naive Bayes and is trained with the rest (Wang & Manning 2012): on sentence polarity it
-added 1.2 points of accuracy in 5-fold cross-validation.
+lists it becomes the CNN sentence classifier of Kim (2014). For classification, the
+scores of a naive Bayes model of each list's words and word pairs (`NaiveBayesBag`,
+Wang & Manning 2012) are added to the network's when it validates and predicts: in
+5-fold cross-validation on sentence polarity, 0.773 accuracy against 0.746 for the CNN
+alone and 0.772 for naive Bayes alone.
 
-Hyper-parameters: hidden (units per layer), layers, dropout, input_dropout, ngram_bag
-(buckets for hashed word pairs; 0 leaves the bag out).
+Hyper-parameters: hidden (units per layer), layers, dropout, input_dropout, naive_bayes
+(the weight of the naive Bayes scores; 0 leaves them out).
 """
 
 from torch import nn
 
 from .base import LFModule
-from .encoder import InputEncoder, NgramBag
+from .encoder import InputEncoder, NaiveBayesBag
 
 
 class MLP(LFModule):
-    hparams = {"hidden": 200, "layers": 1, "dropout": 0.5, "input_dropout": 0.0, "ngram_bag": 2 ** 18}
+    hparams = {"hidden": 200, "layers": 1, "dropout": 0.5, "input_dropout": 0.0, "naive_bayes": 2.0}
     tasks = {"classification", "regression"}
 
     def __init__(self, arch):
@@ -34,16 +35,21 @@ class MLP(LFModule):
             width = self.hp["hidden"]
         layers.append(nn.Linear(width, self.n_outputs))
         self.layers = nn.Sequential(*layers)
-        buckets = self.hp["ngram_bag"] if self.task == "classification" else 0
-        self.bags = nn.ModuleList(NgramBag(arch["embeddings"][spec["emb"]]["vocab_size"], buckets, self.n_outputs)
-                                  for spec in arch["lists"] if buckets)
+        with_bags = self.task == "classification" and self.hp["naive_bayes"]
+        self.bags = nn.ModuleList(NaiveBayesBag(arch["embeddings"][spec["emb"]]["vocab_size"], self.n_outputs)
+                                  for spec in arch["lists"] if with_bags)
 
     def initialise_from(self, batches):
         for i, bag in enumerate(self.bags):
-            bag.initialise_from((b["lists"][i], b["target"]) for b in batches)
+            bag.count((b["lists"][i], b["target"]) for b in batches)
 
     def forward(self, batch):
         scores = self.layers(self.encoder(batch))
-        for bag, ids in zip(self.bags, batch["lists"]):
-            scores = scores + bag(ids)
-        return scores.squeeze(-1) if self.task == "regression" else scores
+        if self.task == "regression":
+            return scores.squeeze(-1)
+        if not self.training:
+            # counted on the training data, naive Bayes is over-confident there, so the
+            # network learns alone and the counts join it for validation and prediction
+            for bag, ids in zip(self.bags, batch["lists"]):
+                scores = scores + self.hp["naive_bayes"] * bag(ids)
+        return scores
