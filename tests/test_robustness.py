@@ -285,6 +285,7 @@ DAMAGE = {
     "schema_not_an_object": ("json", "'schema' is not a JSON object", lambda p: _edit_json(p, schema=[])),
     "json_is_a_directory": ("json", "cannot read", lambda p: (Path(model_io.json_path(p)).unlink(),
                                                                Path(model_io.json_path(p)).mkdir())),
+    "tensor_file_is_a_directory": ("pt", "cannot read", lambda p: (tensor_file(p).unlink(), tensor_file(p).mkdir())),
 }
 
 

@@ -79,7 +79,7 @@ def save_model(prefix, info, tensors):
         raise _cannot_save(tensor_path, e) from e
     try:
         document = {"format": FORMAT, "version": VERSION, "tensors": tensor_file,
-                    "tensors_sha256": _sha256(tensor_path),
+                    "tensors_sha256": _file_sha256(tensor_path),
                     **{k: v for k, v in info.items() if k not in RESERVED}}
         payload = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
         _write_atomically(json_path(prefix), lambda f: f.write(payload))
@@ -122,12 +122,16 @@ def _current_tensor_file(prefix):
     return name if _is_plain_name(name) else None
 
 
-def _sha256(path):
+def _sha256(f):
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def _file_sha256(path):
+    with open(path, "rb") as f:
+        return _sha256(f)
 
 
 def _is_plain_name(name):
@@ -189,40 +193,45 @@ def _remove_quietly(path):
         pass
 
 
-def load_model(prefix, map_location="cpu"):
+def load_model(prefix, map_location="cpu", attempts=10):
     """-> (info dict, tensors dict); a clear ModelError for anything missing or broken."""
     path = json_path(prefix)
-    for attempt in range(3):
+    for attempt in range(attempts):
         info = _read_info(path)
         tensor_path = os.path.join(os.path.dirname(os.path.abspath(prefix)), info["tensors"])
         try:
-            _check_sum(tensor_path, info.get("tensors_sha256"))
-            tensors = torch.load(tensor_path, map_location=map_location, weights_only=True)
+            # once open, the file stays readable even if a trainer replaces it meanwhile
+            with open(tensor_path, "rb") as f:
+                tensors = _read_tensors(f, tensor_path, info.get("tensors_sha256"), map_location)
             break
         except FileNotFoundError:
             # a trainer may have saved a newer model between our two reads: read the JSON again
-            if attempt == 2 or _current_tensor_file(prefix) == info["tensors"]:
+            if attempt == attempts - 1 or _current_tensor_file(prefix) == info["tensors"]:
                 raise ModelError(f"{tensor_path}: the model's tensor file is missing (named in {path})") from None
-        except ModelError:
-            raise
-        except Exception as e:
-            raise ModelError(f"{tensor_path}: the model's tensor file is damaged ({_one_line(e)})") from None
+        except OSError as e:
+            raise ModelError(f"{tensor_path}: cannot read the model's tensor file ({e.strerror or e})") from None
     if not isinstance(tensors, dict) or "model" not in tensors:
         raise ModelError(f"{tensor_path}: not a tensor file of this model")
     return info, tensors
+
+
+def _read_tensors(f, tensor_path, expected_sha256, map_location):
+    """The tensors of an open tensor file, checked against the checksum saved with them
+    (models saved before checksums were recorded have none: nothing to check then)."""
+    if expected_sha256 is not None and _sha256(f) != expected_sha256:
+        raise ModelError(f"{tensor_path}: the model's tensor file is damaged (its SHA-256 checksum differs "
+                         f"from the one recorded when it was saved)")
+    f.seek(0)
+    try:
+        return torch.load(f, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ModelError(f"{tensor_path}: the model's tensor file is damaged ({_one_line(e)})") from None
 
 
 def _one_line(error, limit=300):
     text = " ".join(str(error).split())
     text = text if len(text) <= limit else text[:limit] + "..."
     return f"{type(error).__name__}: {text}"
-
-
-def _check_sum(tensor_path, expected):
-    """Models saved before checksums were recorded have none: nothing to check then."""
-    if expected is not None and _sha256(tensor_path) != expected:
-        raise ModelError(f"{tensor_path}: the model's tensor file is damaged (its SHA-256 checksum differs "
-                         f"from the one recorded when it was saved)")
 
 
 def _read_info(path):
