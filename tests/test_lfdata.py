@@ -194,12 +194,41 @@ def test_features_sharing_an_emb_id_share_one_vocabulary():
     assert encoder_stoi["Token┆suf2╬L0"] is encoder_stoi["Token┆suf3╬L2"] is suf.stoi
 
 
-def test_shared_vocabulary_counts_are_summed_over_its_features():
+def test_vocabulary_counts_a_window_once_and_sums_the_attributes_sharing_an_id():
     p, _ = read("class-window-pos1")
-    token = p.vocabs["token"]
-    the = sum(stats(p, f"Token┆string╬L{i}")["stringCounts"].get("the", 0) for i in range(-3, 3))
-    assert token.counts[token.stoi["the"]] == the
+
+    def count(attribute, value):
+        return max(stats(p, f"Token┆{attribute}╬L{i}")["stringCounts"].get(value, 0) for i in range(-3, 3))
+
+    token, suf = p.vocabs["token"], p.vocabs["suf"]
+    assert token.counts[token.stoi["the"]] == count("string", "the") < 6 * count("string", "the")
+    assert suf.counts[suf.stoi["ing"]] == count("suf2", "ing") + count("suf3", "ing")
     assert token.counts[2:] == sorted(token.counts[2:], reverse=True)
+
+
+def test_emb_minfreq_counts_how_often_a_word_occurs_not_its_window_positions(tmp_path):
+    meta, data = export_paths("class-window-pos1")
+    edited = json.loads(open(meta, encoding="utf-8").read())
+    for attribute in edited["featureInfo"]["attributes"]:
+        if attribute.get("emb_id") == "token":
+            attribute["emb_minfreq"] = 3
+    (tmp_path / "crvd.meta.json").write_text(json.dumps(edited, ensure_ascii=False), encoding="utf-8")
+    write_lines(tmp_path / "crvd.data.json", data_lines("class-window-pos1"))
+    p = prepare(tmp_path / "crvd.meta.json")
+    occurrences = {}
+    for i in range(-3, 3):
+        for word, n in stats(p, f"Token┆string╬L{i}")["stringCounts"].items():
+            occurrences[word] = max(occurrences.get(word, 0), n)
+    assert set(p.vocabs["token"].itos[2:]) == {w for w, n in occurrences.items() if n >= 3}
+
+
+def test_training_counts_of_a_window_are_its_largest_count_at_one_position():
+    p, data = read("class-window-pos1")
+    sizes = {k: len(v) for k, v in p.vocabs.items()}
+    counts = data.id_counts(p.schema, sizes)
+    columns = [c for c, f in enumerate(p.schema.nominal) if f.name.startswith("Token┆string╬L")]
+    per_column = [np.bincount(data.nominal[:, c], minlength=sizes["token"]) for c in columns]
+    np.testing.assert_array_equal(counts["token"], np.max(per_column, axis=0))
 
 
 def test_onehot_emb_train_gives_a_onehot_input():

@@ -220,6 +220,34 @@ def test_naive_bayes_bag_without_pairs_still_scores_words():
     assert bag(torch.tensor([[2, 3], [4, 0]])).argmax(1).tolist()[1] == 2
 
 
+def test_sequence_taggers_leave_out_window_features_of_the_neighbours(tmp_path, capsys):
+    datadir = make_datadir(tmp_path, "seq-pos1", lines=100)
+    prefix = train(datadir)
+    assert "leaves out the 15 window features of neighbouring elements (Token┆string╬L-3" in capsys.readouterr().err
+    _, schema, vocabs, network = load_network(str(prefix))
+    ignored = network.arch["ignore_nominal"]
+    assert [f.name for i, f in enumerate(schema.nominal) if i not in ignored] == \
+        ["Token┆string╬L0", "Token┆suf2╬L0", "Token┆suf3╬L0"]
+    batch = TensorData(lfdata.read_dataset(datadir / "crvd.data.json", schema, lfdata.Encoder(schema, vocabs))).batch(np.arange(8))
+    network.eval()
+    with torch.no_grad():
+        scores = network(batch)
+        batch["nominal"][..., ignored] = lfdata.OOV
+        assert torch.equal(network(batch), scores)
+        batch["nominal"][..., [f.name for f in schema.nominal].index("Token┆string╬L0")] = lfdata.OOV
+        assert not torch.equal(network(batch), scores)
+    arch = {**network.arch, "ignore_nominal": []}
+    (tmp_path / "all.json").write_text(json.dumps(arch), encoding="utf-8")
+    with_windows = train(datadir, "--arch", str(tmp_path / "all.json"))
+    assert Server.load(str(with_windows)).network.encoder.out_dim > network.encoder.out_dim
+    assert json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))["arch"]["ignore_nominal"] == []
+
+
+def test_a_module_that_does_not_read_sequences_gets_every_window_feature(tmp_path):
+    prefix = train(make_datadir(tmp_path, "seq-pos1", lines=50), "--module", "template", "--notrain")
+    assert Server.load(str(prefix)).network.arch["ignore_nominal"] == []
+
+
 def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(tmp_path):
     datadir = make_datadir(tmp_path, "class-ngram-sp1")
     prefix = train(datadir, "--maxepochs", "2")

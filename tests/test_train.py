@@ -307,7 +307,8 @@ def test_arch_file_round_trip_changes_the_network(train_cli, iono):
     assert_loadable(iono / "M2")
 
 
-@pytest.mark.parametrize("content, part", [("{", "not valid JSON"), ('{"n_outputs": 5}', "'n_outputs'")])
+@pytest.mark.parametrize("content, part", [("{", "not valid JSON"), ('{"n_outputs": 5}', "'n_outputs'"),
+                                           ('{"ignore_nominal": [34]}', "'ignore_nominal' must be a list")])
 def test_bad_arch_file_is_one_error_line(train_cli, iono, content, part):
     (iono / "bad.json").write_text(content)
     assert_one_error_line(train_cli(*paths(iono), "--arch", iono / "bad.json", "--notrain"), EXIT_USAGE, "--arch", part)

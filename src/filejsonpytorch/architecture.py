@@ -77,6 +77,13 @@ def list_spec(feature, ngram_layer):
     return {"emb": feature.emb_id, "layer": "cnn", "widths": [3, 4, 5], "channels": 100}
 
 
+def neighbour_columns(schema):
+    """The nominal columns of window positions other than the element's own (L features
+    other than ╬L0): a network that reads the whole sequence sees those values at the
+    neighbouring elements themselves."""
+    return [i for i, f in enumerate(schema.nominal) if f.kind == "L" and not f.name.endswith("╬L0")]
+
+
 def default_module(schema):
     """-> (module name, why)."""
     task = task_of(schema)
@@ -98,6 +105,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
         "labels": schema.labels,
         "embeddings": {k: embedding_spec(v) for k, v in vocabs.items() if k in used},
         "nominal": [f.emb_id for f in schema.nominal],
+        "ignore_nominal": neighbour_columns(schema) if task == "sequence" and module_class.reads_neighbours else [],
         "numeric": len(schema.numeric),
         "lists": [list_spec(f, ngram_layer) for f in schema.lists],
         "hparams": dict(module_class.hparams),
@@ -137,6 +145,10 @@ def read_arch_file(path, default):
     if [spec.get("emb") for spec in merged["lists"]] != [spec["emb"] for spec in default["lists"]]:
         raise UsageError(f"--arch {path}: 'lists' must have one entry per list input, for embeddings "
                          f"{[spec['emb'] for spec in default['lists']]}")
+    ignored = merged["ignore_nominal"]
+    if not (isinstance(ignored, list) and all(type(i) is int and 0 <= i < len(merged["nominal"]) for i in ignored)):
+        raise UsageError(f"--arch {path}: 'ignore_nominal' must be a list of nominal column numbers "
+                         f"(0 to {len(merged['nominal']) - 1}), got {json.dumps(ignored)}")
     check_task(find_module(merged["module"]), merged["module"], merged["task"])
     return merged
 

@@ -315,13 +315,18 @@ class Dataset:
         return Dataset(self.nominal[rows], self.numeric[rows], lists, offsets, self.target[rows], seq_offsets)
 
     def id_counts(self, schema, vocab_sizes):
-        """{emb_id: occurrences of every id} over the nominal and list features."""
-        counts = {emb_id: np.zeros(size, dtype=np.int64) for emb_id, size in vocab_sizes.items()}
-        for column, f in enumerate(schema.nominal):
-            counts[f.emb_id] += np.bincount(self.nominal[:, column], minlength=vocab_sizes[f.emb_id])
-        for ids, f in zip(self.list_ids, schema.lists):
-            counts[f.emb_id] += np.bincount(ids, minlength=vocab_sizes[f.emb_id])
-        return counts
+        """{emb_id: occurrences of every id} over the nominal and list features; the
+        positions of one window attribute count a value once (their largest count)."""
+        per_attribute = {}
+        columns = [(f, self.nominal[:, column]) for column, f in enumerate(schema.nominal)]
+        for f, ids in columns + list(zip(schema.lists, self.list_ids)):
+            key = (f.emb_id, f.attrid)
+            counts = np.bincount(ids, minlength=vocab_sizes[f.emb_id])
+            per_attribute[key] = np.maximum(per_attribute.get(key, 0), counts)
+        totals = {emb_id: np.zeros(size, dtype=np.int64) for emb_id, size in vocab_sizes.items()}
+        for (emb_id, _), counts in per_attribute.items():
+            totals[emb_id] += counts
+        return totals
 
     def remap(self, schema, tables):
         """Replaces ids in place through {emb_id: old id -> new id} tables."""

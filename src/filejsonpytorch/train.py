@@ -130,6 +130,11 @@ def make_arch(args, schema, vocabs):
     if args.arch:
         arch = architecture.read_arch_file(args.arch, arch)
     arch["hparams"] = architecture.set_hparams(arch, args.hparams)
+    if arch["ignore_nominal"]:
+        names = [schema.nominal[i].name for i in arch["ignore_nominal"]]
+        log.info("module %s reads whole sequences, so it leaves out the %d window features of neighbouring "
+                 "elements (%s); to use them, pass --arch with \"ignore_nominal\": []",
+                 arch["module"], len(names), ", ".join(names))
     return with_training_options(arch, args)
 
 

@@ -134,10 +134,9 @@ def _merge_attribute(settings, attr):
 def build_vocabs(schema, feature_stats, settings):
     """One Vocab per embedding id from the meta's value counts."""
     totals = {emb_id: {} for emb_id in settings}
-    for feature in schema.nominal + schema.lists:
-        counts = totals[feature.emb_id]
-        for value, n in (feature_stats.get(feature.name, {}).get("stringCounts") or {}).items():
-            counts[value] = counts.get(value, 0) + n
+    for (emb_id, _), counts in occurrence_counts(schema, feature_stats).items():
+        for value, n in counts.items():
+            totals[emb_id][value] = totals[emb_id].get(value, 0) + n
     vocabs = {}
     for emb_id, counts in totals.items():
         minfreq = settings[emb_id].minfreq
@@ -145,6 +144,19 @@ def build_vocabs(schema, feature_stats, settings):
         itos = SPECIALS + kept
         vocabs[emb_id] = Vocab(emb_id, itos, [0, 0] + [counts[v] for v in kept], settings[emb_id])
     return vocabs
+
+
+def occurrence_counts(schema, feature_stats):
+    """{(emb_id, attribute): {value: count}}: how often each value occurs in the corpus.
+    The positions of a window (L) attribute see every word once each, so the attribute's
+    count of a value is its largest count at one position, not the sum over positions;
+    different attributes that share an embedding id are different occurrences."""
+    counts = {}
+    for feature in schema.nominal + schema.lists:
+        seen = counts.setdefault((feature.emb_id, feature.attrid), {})
+        for value, n in (feature_stats.get(feature.name, {}).get("stringCounts") or {}).items():
+            seen[value] = max(seen.get(value, 0), n)
+    return counts
 
 
 CHARS_EMB_ID = "chars"

@@ -19,6 +19,9 @@ from torch.nn import functional as F
 class LFModule(nn.Module):
     #: hyper-parameters and their defaults; `--hparams name=value,...` overrides them
     hparams = {}
+    #: True for a network that reads whole sequences (a BiLSTM): the default architecture
+    #: then leaves out the window features of neighbouring elements, seen there anyway
+    reads_neighbours = False
 
     def __init__(self, arch):
         super().__init__()

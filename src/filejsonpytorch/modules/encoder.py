@@ -6,9 +6,9 @@ The batch is a dict of tensors (see `filejsonpytorch.batches`):
   lists    list of long [B, L] or [B, T, L], one per list (n-gram) feature, 0 = padding
   mask     bool  [B, T]                real elements (sequences only)
 
-`InputEncoder(arch)` embeds every nominal feature with the embedding of its id,
-encodes every list feature with a masked CNN or BiLSTM, and concatenates all with the
-numeric values. Padding never changes a result: padded list positions are masked, and
+`InputEncoder(arch)` embeds every nominal feature (but the columns listed in the
+architecture's `ignore_nominal`) with the embedding of its id, encodes every list feature
+with a masked CNN or BiLSTM, and concatenates all with the numeric values. Padding never changes a result: padded list positions are masked, and
 padded sequence elements are left to the sequence layer's mask.
 """
 
@@ -166,7 +166,7 @@ class InputEncoder(nn.Module):
         super().__init__()
         emb_specs = arch["embeddings"]
         self.embeddings = nn.ModuleDict({k: make_embedding(s) for k, s in emb_specs.items()})
-        self.nominal_groups = self._group_columns(arch["nominal"])
+        self.nominal_groups = self._group_columns(arch["nominal"], arch.get("ignore_nominal", []))
         self.list_specs = arch["lists"]
         self.list_encoders = nn.ModuleList(self._list_encoder(s, emb_specs[s["emb"]]) for s in arch["lists"])
         self.out_dim = (
@@ -176,10 +176,11 @@ class InputEncoder(nn.Module):
         )
 
     @staticmethod
-    def _group_columns(nominal_emb_ids):
+    def _group_columns(nominal_emb_ids, ignored):
         groups = {}
         for column, emb_id in enumerate(nominal_emb_ids):
-            groups.setdefault(emb_id, []).append(column)
+            if column not in ignored:
+                groups.setdefault(emb_id, []).append(column)
         return list(groups.items())
 
     @staticmethod
