@@ -6,7 +6,7 @@ states give each element's label scores (Graves & Schmidhuber 2005; Huang, Xu & 
 Padded elements are packed away and never seen by the LSTM. As the LSTM reads the
 neighbours itself, the default architecture leaves out the window features of other
 positions than the element's own (`reads_neighbours`): on our UD English POS split,
-0.946 token accuracy without them against 0.943 with them.
+0.949 and 0.947 token accuracy (seeds 1, 2) without them against 0.943 with them.
 
 Hyper-parameters: hidden (projection units), lstm_hidden (per direction), lstm_layers,
 dropout.
