@@ -8,8 +8,9 @@ The batch is a dict of tensors (see `filejsonpytorch.batches`):
 
 `InputEncoder(arch)` embeds every nominal feature (but the columns listed in the
 architecture's `ignore_nominal`) with the embedding of its id, encodes every list feature
-with a masked CNN or BiLSTM, and concatenates all with the numeric values. Padding never changes a result: padded list positions are masked, and
-padded sequence elements are left to the sequence layer's mask.
+with a masked CNN or BiLSTM, and concatenates all with the numeric values. Padding never
+changes a result: padded list positions are masked, and padded sequence elements are
+left to the sequence layer's mask.
 """
 
 import torch
