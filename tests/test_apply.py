@@ -556,10 +556,18 @@ def _newer_version(path):
     path.write_text(json.dumps(info))
 
 
+def _bad_temperature(path):
+    info = json.loads(path.read_text())
+    info["temperature"] = -2.0
+    path.write_text(json.dumps(info))
+
+
 BROKEN = [
     ("no_model", lambda prefix: Path(model_io.json_path(prefix)).unlink(), "json", "no model here"),
     ("truncated_json", lambda prefix: truncate(Path(model_io.json_path(prefix))), "json", "damaged or truncated"),
     ("newer_version", lambda prefix: _newer_version(Path(model_io.json_path(prefix))), "json", "newer"),
+    ("bad_temperature", lambda prefix: _bad_temperature(Path(model_io.json_path(prefix))), "json",
+     "'temperature' must be a positive number"),
     ("not_a_model_json", lambda prefix: Path(model_io.json_path(prefix)).write_text("[1, 2]"), "json", "not a filejsonpytorch model"),
     ("missing_tensor_file", lambda prefix: tensor_file(prefix).unlink(), "pt", "missing"),
     ("truncated_tensor_file", lambda prefix: truncate(tensor_file(prefix)), "pt", "damaged"),

@@ -138,6 +138,7 @@ class Server:
             batch = self.to_device(batch, self.device)
         scores = self.network(batch)
         predicted, probabilities = self.network.predict(scores, batch)
+        probabilities = self.network.calibrated(probabilities)
         if self.regression:
             value = float(predicted[0]) * self.schema.target_std + self.schema.target_mean
             if not math.isfinite(value):

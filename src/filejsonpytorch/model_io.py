@@ -1,8 +1,8 @@
 """Saving and loading a model: `PREFIX.json` (everything but tensors) + `PREFIX.<gen>.pt`.
 
 The JSON holds the format version, the feature schema, the vocabularies, the labels,
-the architecture, the training options and the validation history, and names the tensor
-file it belongs to. Tensors are a plain dict loaded with `torch.load(weights_only=True)`:
+the architecture, the training options, the validation history and the temperature of
+the reported probabilities, and names the tensor file it belongs to. Tensors are a plain dict loaded with `torch.load(weights_only=True)`:
 loading a model never runs code from the model files.
 
 A save is atomic at every moment: the tensors go to a new numbered file (written to a
@@ -15,6 +15,7 @@ files of a save that was killed are removed by the next save.
 
 import hashlib
 import json
+import math
 import os
 import re
 
@@ -273,8 +274,18 @@ def load_network(prefix, device="cpu"):
         vocabs = {k: vocab.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
         network = architecture.build_network(info["arch"])
         network.load_state_dict(tensors["model"])
+        network.temperature = temperature_of(info, prefix)
     except UserError:
         raise
     except Exception as e:  # a damaged model, or a user module that fails to build
         raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({_one_line(e)})") from None
     return info, schema, vocabs, network.to(device).eval()
+
+
+def temperature_of(info, prefix):
+    """The saved temperature of the network's probabilities (1 for models saved before
+    there was one), checked: a positive finite number."""
+    value = info.get("temperature", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ModelError(f"{json_path(prefix)}: 'temperature' must be a positive number, not {value!r}")
+    return float(value)

@@ -18,6 +18,7 @@ import torch
 
 from . import architecture, lfdata, model_io, vocab as vocabs_mod
 from .batches import Passes, TensorData, epoch_order, to_device
+from .calibration import MIN_ITEMS, TemperatureSearch
 from .config import parse_maxlens, parse_train_args
 from .errors import EXIT_DATA, EnvironmentProblem, UserError
 from .logs import run_main, setup_logging
@@ -156,6 +157,7 @@ def resume_setup(args):
         log.warning("--hparams ignored: a resumed network keeps the hyper-parameters it was built with")
     network = architecture.build_network(arch)
     network.load_state_dict(tensors["model"])
+    network.temperature = model_io.temperature_of(info, args.modelprefix)
     log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), info.get("position", {}).get("epoch", 0))
     return Setup(schema, vocabs, arch, network, info.get("history"), tensors.get("optimizer"), info.get("position"))
 
@@ -203,6 +205,7 @@ def save(prefix, setup, network, optimizer, args):
         "options": {k: v for k, v in vars(args).items() if k != "explicit"},
         "history": setup.history,
         "position": setup.position,
+        "temperature": network.temperature,
     }
     tensors = {"model": {k: v.detach().cpu() for k, v in network.state_dict().items()}}
     if optimizer is not None:
@@ -268,6 +271,7 @@ class Trainer:
         self.rng = np.random.default_rng(args.seed + setup.position["epoch"])
         self.stop = StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
         self.best = best_of(setup.history, self.metric)
+        self.calibration = None
         self.bad_validations = 0
         self.batches_per_epoch = math.ceil(self.train_data.size / self.batch_size)
         self.report_every = self._every(args.repeverybatches, args.repeveryinstances, max(50, self.batches_per_epoch // 10))
@@ -360,7 +364,7 @@ class Trainer:
         if self.val_data is None:
             self.save()
             return False
-        loss, accuracy = evaluate(self.network, self.val_data, self.device)
+        loss, accuracy, search = evaluate(self.network, self.val_data, self.device)
         entry = {"epoch": epoch, "batch": number, "loss": loss, "instances": self.setup.position["instances"]}
         if self.task == "regression":
             entry["rmse"] = math.sqrt(loss) * self.setup.schema.target_std
@@ -375,6 +379,7 @@ class Trainer:
         if improved:
             self.best = entry
             self.bad_validations = 0
+            self.calibrate(search)
             self.save()
             return False
         self.bad_validations += 1
@@ -382,6 +387,13 @@ class Trainer:
             log.info("early stopping: no improvement of validation %s in %d validations", self.metric, self.bad_validations)
             return True
         return False
+
+    def calibrate(self, search):
+        """Sets the temperature of the reported probabilities from this validation pass."""
+        if search is not None:
+            temperature, loss, uncalibrated_loss = search.best()
+            self.network.temperature = temperature
+            self.calibration = (temperature, loss, uncalibrated_loss, search.items)
 
     def save(self):
         save(self.args.modelprefix, self.setup, self.network, self.optimizer, self.args)
@@ -393,6 +405,21 @@ class Trainer:
         summary = ", ".join(f"{k} {best[k]:.4f}" for k in ("loss", "accuracy", "rmse") if k in best)
         log.info("done in %s; best model (%s) in %s", format_seconds(time.time() - self.started),
                  summary or "last epoch", model_io.json_path(self.args.modelprefix))
+        self.log_calibration()
+
+    def log_calibration(self):
+        if self.calibration is None:
+            return
+        temperature, loss, uncalibrated_loss, items = self.calibration
+        if items < MIN_ITEMS:
+            log.info("probabilities left as the network gives them: %d validation %s are too few to calibrate "
+                     "them (%d needed)", items, self.item_name(), MIN_ITEMS)
+        else:
+            log.info("probabilities calibrated on %d validation %s: temperature %.2f, validation log-loss %.4f -> %.4f",
+                     items, self.item_name(), temperature, uncalibrated_loss, loss)
+
+    def item_name(self):
+        return "elements" if self.train_data.is_sequence else "instances"
 
 
 class TrainingDiverged(UserError):
@@ -471,9 +498,11 @@ def count_correct(network, scores, batch, predicted=None):
 
 
 def evaluate(network, data, device, batch_size=256):
-    """-> (mean loss per instance or element, accuracy)."""
+    """-> (mean loss per instance or element, accuracy, TemperatureSearch of the
+    predicted probabilities or None for regression)."""
     network.eval()
     totals = Totals()
+    search = None if network.task == "regression" else TemperatureSearch()
     loss_sum = weight = 0.0
     with torch.no_grad():
         for batch in Passes(data, batch_size, device):
@@ -481,8 +510,13 @@ def evaluate(network, data, device, batch_size=256):
             n = int(batch["mask"].sum()) if "mask" in batch else len(batch["target"])
             loss_sum += network.loss(scores, batch).item() * n
             weight += n
-            totals.add(0.0, *count_correct(network, scores, batch, predicted=network.predict(scores, batch)[0]))
-    return loss_sum / max(1.0, weight), totals.accuracy()
+            predicted, probabilities = network.predict(scores, batch)
+            totals.add(0.0, *count_correct(network, scores, batch, predicted=predicted))
+            if search is not None and probabilities is not None:
+                mask = batch.get("mask")
+                search.add(*((probabilities[mask], batch["target"][mask]) if mask is not None
+                             else (probabilities, batch["target"])))
+    return loss_sum / max(1.0, weight), totals.accuracy(), search
 
 
 def is_better(entry, best, metric):

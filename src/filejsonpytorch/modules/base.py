@@ -5,7 +5,8 @@ A module is built from the architecture spec (a JSON-able dict, see
 `filejsonpytorch.modules.encoder`). Subclasses implement `forward(batch)` returning
 scores: [B, C] for classification, [B, T, C] for sequence tagging, [B] for regression.
 The default `loss` and `predict` fit those scores; a module with another output (a CRF,
-say) overrides them.
+say) overrides them. Whatever `predict` returns, the probabilities the application
+reports pass through `calibrated` (see `temperature`).
 
 To write your own module, copy `template.py` in this folder to `MyNet.py`, edit it, and
 train with `--module MyNet`.
@@ -22,6 +23,10 @@ class LFModule(nn.Module):
     #: True for a network that reads whole sequences (a BiLSTM): the default architecture
     #: then leaves out the window features of neighbouring elements, seen there anyway
     reads_neighbours = False
+    #: reported probabilities are softmax(log p / temperature) of predict's p; the trainer
+    #: sets it to the value that minimises the validation log-loss (temperature scaling,
+    #: Guo et al. 2017) and the model file keeps it. It never changes the predicted label.
+    temperature = 1.0
 
     def __init__(self, arch):
         super().__init__()
@@ -51,3 +56,10 @@ class LFModule(nn.Module):
             return scores, None
         probabilities = torch.softmax(scores, dim=-1, dtype=torch.float64)
         return probabilities.argmax(dim=-1), probabilities
+
+    def calibrated(self, probabilities):
+        """predict's probabilities under `temperature`: above 1 softens them, below 1 sharpens."""
+        if probabilities is None or self.temperature == 1.0:
+            return probabilities
+        # a zero (a label a CRF constraint rules out) stays zero: log 0 = -inf
+        return torch.softmax(probabilities.double().log() / self.temperature, dim=-1)
