@@ -12,6 +12,7 @@ from filejsonpytorch.metrics import (
     entity_report,
     format_report,
     is_chunk_labelling,
+    probability_report,
     regression_report,
     sequence_report,
 )
@@ -316,6 +317,25 @@ def test_regression_length_mismatch_is_an_error():
         regression_report([1.0], [])
 
 
+# ---------------------------------------------------------------- probabilities
+
+
+def test_probability_report():
+    # log-loss: -(ln 0.5 + ln 0.25 + ln 1 + ln 0.8) / 4
+    # bins of width 1/15: 0.5 and 0.52 share bin 7 (one right: |1 - 1.02| = 0.02),
+    # 1.0 is in the last bin (right: 0), 0.8 in bin 12 (wrong: 0.8) -> ECE (0.02 + 0 + 0.8) / 4
+    report = probability_report([0.5, 0.25, 1.0, 0.8], [0.5, 0.52, 1.0, 0.8], [True, False, True, False])
+    expected_loss = -(math.log(0.5) + math.log(0.25) + math.log(0.8)) / 4
+    assert report == approx({"n": 4, "log_loss": expected_loss, "ece": 0.82 / 4})
+
+
+def test_probability_report_of_a_gold_label_ruled_out_and_of_nothing():
+    assert probability_report([0.0], [1.0], [False])["log_loss"] == approx(-math.log(1e-15))
+    assert probability_report([], [], []) == {"n": 0, "log_loss": 0.0, "ece": 0.0}
+    with pytest.raises(ValueError):
+        probability_report([0.5], [0.5, 0.5], [True])
+
+
 # ---------------------------------------------------------------- text rendering
 
 
@@ -382,8 +402,10 @@ def test_format_combined_sequence_report():
 
 def test_format_combined_classification_and_regression_reports():
     classification = classification_report(GOLD, PRED, ["a", "b", "c"])
-    text = format_report({"task": "classification", "classification": classification})
+    probabilities = probability_report([0.5, 0.25], [0.5, 0.75], [True, False])
+    text = format_report({"task": "classification", "classification": classification, "probabilities": probabilities})
     assert "Task: classification" in text and "accuracy 0.6667" in text
+    assert text.rstrip().endswith("Probabilities: n=2, log-loss 1.0397, expected calibration error 0.6250")
     text = format_report({"task": "regression", "regression": regression_report([1, 2, 3, 4], [1, 3, 3, 3])})
     assert "Task: regression" in text and _row(text, "R2") == ["0.6000"]
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,16 +167,21 @@ def test_crf_viterbi_answers_valid_chunks_with_marginal_probabilities(tmp_path):
 def test_evaluate_agrees_with_the_application_server(tmp_path):
     datadir = make_datadir(tmp_path, "seq-pos2")
     prefix = train(datadir, "--maxepochs", "3", "--module", "bilstm_tagger")
+    model_file = Path(f"{prefix}.json")
+    model_file.write_text(json.dumps({**json.loads(model_file.read_text()), "temperature": 2.0}))
     report = evaluate.evaluate(str(prefix), str(datadir / "crvd.data.json"))
     server = Server.load(str(prefix))
-    gold, predicted = [], []
+    gold, predicted, gold_probabilities = [], [], []
     for features, labels in requests(datadir, 10_000):
+        answer = json.loads(server.answer(json.dumps(features).encode()))
         gold.append(labels)
-        predicted.append(json.loads(server.answer(json.dumps(features).encode()))["output"])
+        predicted.append(answer["output"])
+        gold_probabilities += [dist[answer["labels"].index(label)] for dist, label in zip(answer["dist"], labels)]
     flat_gold, flat_pred = sum(gold, []), sum(predicted, [])
     expected_accuracy = np.mean([g == p for g, p in zip(flat_gold, flat_pred)])
     assert report["tokens"]["accuracy"] == pytest.approx(expected_accuracy)
     assert report["entities"]["micro"]["f1"] == pytest.approx(metrics.entity_report(gold, predicted)["micro"]["f1"])
+    assert report["probabilities"]["log_loss"] == pytest.approx(-np.mean(np.log(gold_probabilities)), rel=1e-6)
 
 
 def test_evaluate_regression_and_json_output(tmp_path, capsys):

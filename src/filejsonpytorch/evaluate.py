@@ -3,7 +3,8 @@
 Applies a saved model to a labeled LF data file (an export in crvd.data.json format) and
 reports accuracy, per-class precision/recall/F1, macro/micro averages and the confusion
 matrix; for LF chunk labels also exact-span entity scores per type; for regression
-MAE/RMSE/R². The table goes to stdout (or the JSON report with --json).
+MAE/RMSE/R². For labels, also how good the probabilities the application would answer
+are (log-loss, calibration error). The table goes to stdout (or the JSON report with --json).
 """
 
 import json
@@ -38,7 +39,7 @@ def evaluate_cli(argv):
 def evaluate(prefix, datafile):
     _, schema, vocabs, network = model_io.load_network(prefix)
     data = lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, vocabs))
-    predicted = predict_all(network, TensorData(data))
+    predicted, probabilities = predict_all(network, TensorData(data))
     if schema.target_kind == "numeric":
         gold = data.target * schema.target_std + schema.target_mean
         values = predicted * schema.target_std + schema.target_mean
@@ -47,26 +48,42 @@ def evaluate(prefix, datafile):
     gold = [labels[i] for i in data.target]
     pred = [labels[i] for i in predicted]
     if not schema.is_sequence:
-        return {"task": "classification", "classification": metrics.classification_report(gold, pred, labels)}
-    bounds = data.seq_offsets
-    gold_seqs = [gold[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
-    pred_seqs = [pred[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
-    return metrics.sequence_report(gold_seqs, pred_seqs, labels)
+        report = {"task": "classification", "classification": metrics.classification_report(gold, pred, labels)}
+    else:
+        bounds = data.seq_offsets
+        gold_seqs = [gold[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+        pred_seqs = [pred[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+        report = metrics.sequence_report(gold_seqs, pred_seqs, labels)
+    if probabilities is not None:
+        report["probabilities"] = probability_report(probabilities, data.target, predicted)
+    return report
+
+
+def probability_report(probabilities, target, predicted):
+    rows = np.arange(len(target))
+    return metrics.probability_report(probabilities[rows, target].tolist(), probabilities[rows, predicted].tolist(),
+                                      (predicted == target).tolist())
 
 
 def predict_all(network, data, batch_size=256):
-    """Predictions in data order: class ids per instance or element, or regression values."""
-    outputs = []
+    """-> (predictions in data order: class ids per instance or element, or regression
+    values; the probabilities the application would answer [N, C], None for regression)."""
+    outputs, distributions = [], []
     with torch.inference_mode():
         for start in range(0, data.size, batch_size):
             indices = np.arange(start, min(start + batch_size, data.size))
             batch = data.batch(indices)
-            predicted, _ = network.predict(network(batch), batch)
+            predicted, probabilities = network.predict(network(batch), batch)
+            probabilities = network.calibrated(probabilities)
             if "mask" in batch:
-                outputs.append(predicted[batch["mask"]])
-            else:
-                outputs.append(predicted)
-    return torch.cat(outputs).numpy() if outputs else np.zeros(0)
+                predicted = predicted[batch["mask"]]
+                probabilities = probabilities[batch["mask"]] if probabilities is not None else None
+            outputs.append(predicted)
+            if probabilities is not None:
+                distributions.append(probabilities)
+    if not outputs:
+        return np.zeros(0), None
+    return torch.cat(outputs).numpy(), torch.cat(distributions).numpy() if distributions else None
 
 
 if __name__ == "__main__":

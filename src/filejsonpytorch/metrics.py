@@ -26,15 +26,27 @@ are 0, R² when the gold values are constant, anything with n = 0).
 
 ``regression_report(gold, pred)``: ``{"n", "mae", "rmse", "r2"}``.
 
+``probability_report(gold_probabilities, confidences, correct)`` (the probabilities a model
+reports, per instance or element: of the gold label, of the predicted label, and whether
+the prediction is right)::
+
+    {"n": int, "log_loss": float,   # mean -ln p(gold); a gold label of probability 0 counts
+                                    # as -ln 1e-15
+     "ece": float}                  # expected calibration error: over 15 equal-width bins of
+                                    # the confidence, the n-weighted mean of
+                                    # |accuracy - mean confidence| (Guo et al. 2017)
+
 Combined reports written by ``evaluate``; ``format_report`` renders these, the bare
 reports above, and ``{"classification": ..., "entities": ..., "regression": ...}``::
 
-    {"task": "classification", "classification": <classification_report>}
+    {"task": "classification", "classification": <classification_report>,
+     "probabilities": <probability_report>}
     {"task": "regression", "regression": <regression_report>}
     {"task": "sequence",
      "tokens": <classification_report over the flattened tokens>,
      "sequences_exact": float,       # fraction of sequences with every token right
-     "entities": <entity_report>}    # only when is_chunk_labelling(labels)
+     "entities": <entity_report>,    # only when is_chunk_labelling(labels)
+     "probabilities": <probability_report over the tokens>}
 
 ``sequence_report`` builds the sequence shape.
 
@@ -332,6 +344,24 @@ def regression_report(gold: list[float], pred: list[float]) -> dict:
     }
 
 
+# ---------------------------------------------------------------- probabilities
+
+CALIBRATION_BINS = 15
+SMALLEST_PROBABILITY = 1e-15
+
+
+def probability_report(gold_probabilities: list[float], confidences: list[float], correct: list[bool]) -> dict:
+    _check_same_length(gold_probabilities, confidences, "gold probabilities and confidences")
+    _check_same_length(confidences, correct, "confidences and correct")
+    n = len(confidences)
+    log_loss = -sum(math.log(max(p, SMALLEST_PROBABILITY)) for p in gold_probabilities)
+    bins = defaultdict(list)
+    for confidence, right in zip(confidences, correct):
+        bins[min(int(confidence * CALIBRATION_BINS), CALIBRATION_BINS - 1)].append((confidence, right))
+    gaps = sum(abs(sum(right for _, right in members) - sum(c for c, _ in members)) for members in bins.values())
+    return {"n": n, "log_loss": _ratio(log_loss, n), "ece": _ratio(gaps, n)}
+
+
 # ---------------------------------------------------------------- text rendering
 
 
@@ -389,12 +419,17 @@ def _format_fraction(title: str, value: float) -> str:
     return f"{title}: {value:.4f}"
 
 
+def _format_probabilities(title: str, report: dict) -> str:
+    return f"{title}: n={report['n']}, log-loss {report['log_loss']:.4f}, expected calibration error {report['ece']:.4f}"
+
+
 _SECTIONS = (
     ("classification", "Classification", _format_classification),
     ("tokens", "Tokens", _format_classification),
     ("sequences_exact", "Sequences exactly right", _format_fraction),
     ("entities", "Entities", _format_entities),
     ("regression", "Regression", _format_regression),
+    ("probabilities", "Probabilities", _format_probabilities),
 )
 
 
