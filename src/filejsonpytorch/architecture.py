@@ -22,7 +22,9 @@ from .modules.crf import looks_like_chunk_labels
 
 DEFAULT_MODULE = {"classification": "mlp", "regression": "mlp", "sequence": "bilstm_tagger"}
 CHUNK_MODULE = "bilstm_crf"
-TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 1.0, "grad_clip": 5.0}
+# word dropout 4 against 1, with the default validation split: POS 0.945/0.944 vs 0.944/0.943
+# (seeds 1, 2), NER F1 0.529 vs 0.513 (3 seeds), sentence polarity 0.776 vs 0.773 (5-fold CV)
+TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 4.0, "grad_clip": 5.0}
 SEQUENCE_LEARNING_RATE = 0.002  # taggers: better and faster on our NER and POS validation splits
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
