@@ -2,8 +2,9 @@
 
 The JSON holds the format version, the feature schema, the vocabularies, the labels,
 the architecture, the training options, the validation history and the temperature of
-the reported probabilities, and names the tensor file it belongs to. Tensors are a plain dict loaded with `torch.load(weights_only=True)`:
-loading a model never runs code from the model files.
+the reported probabilities, and names the tensor file it belongs to. Tensors are a plain
+dict loaded with `torch.load(weights_only=True)`: loading a model never runs code from
+the model files.
 
 A save is atomic at every moment: the tensors go to a new numbered file (written to a
 temporary name, flushed, renamed), then the JSON is replaced the same way, and only then
