@@ -562,12 +562,20 @@ def _bad_temperature(path):
     path.write_text(json.dumps(info))
 
 
+def _bad_ensemble(path):
+    info = json.loads(path.read_text())
+    info["arch"]["ensemble"] = "three"
+    path.write_text(json.dumps(info))
+
+
 BROKEN = [
     ("no_model", lambda prefix: Path(model_io.json_path(prefix)).unlink(), "json", "no model here"),
     ("truncated_json", lambda prefix: truncate(Path(model_io.json_path(prefix))), "json", "damaged or truncated"),
     ("newer_version", lambda prefix: _newer_version(Path(model_io.json_path(prefix))), "json", "newer"),
     ("bad_temperature", lambda prefix: _bad_temperature(Path(model_io.json_path(prefix))), "json",
      "'temperature' must be a positive number"),
+    ("bad_ensemble", lambda prefix: _bad_ensemble(Path(model_io.json_path(prefix))), "json",
+     "'ensemble' must be a whole number of networks"),
     ("not_a_model_json", lambda prefix: Path(model_io.json_path(prefix)).write_text("[1, 2]"), "json", "not a filejsonpytorch model"),
     ("missing_tensor_file", lambda prefix: tensor_file(prefix).unlink(), "pt", "missing"),
     ("truncated_tensor_file", lambda prefix: truncate(tensor_file(prefix)), "pt", "damaged"),

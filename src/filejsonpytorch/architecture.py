@@ -18,6 +18,7 @@ from .errors import ModelError, UsageError
 from .lfdata import Feature
 from .vocab import CHARS_EMB_ID, build_char_vocab
 from .modules.base import LFModule
+from .modules.ensemble import Ensemble
 from .modules.crf import looks_like_chunk_labels
 
 DEFAULT_MODULE = {"classification": "mlp", "regression": "mlp", "sequence": "bilstm_tagger"}
@@ -29,6 +30,10 @@ SEQUENCE_LEARNING_RATE = 0.002  # taggers: better and faster on our NER and POS 
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
 CHAR_MIN_VOCAB = 500
+# sequence tagging with few training elements: NER 5-fold CV entity F1 0.569 for one
+# network, 0.594 for the average of two trained from different seeds
+ENSEMBLE_SIZE = 3
+ENSEMBLE_MAX_ELEMENTS = 50_000
 
 
 def task_of(schema):
@@ -94,7 +99,15 @@ def default_module(schema):
     return DEFAULT_MODULE[task], f"the default for {task}"
 
 
-def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
+def default_ensemble(task, training_items):
+    """-> (number of networks to average, why)."""
+    if task == "sequence" and training_items is not None and training_items <= ENSEMBLE_MAX_ELEMENTS:
+        return ENSEMBLE_SIZE, (f"{training_items:,} training elements are few, and averaging networks "
+                               f"from different random starts removes much of a small-data tagger's variance")
+    return 1, "one network"
+
+
+def default_architecture(schema, vocabs, module=None, ngram_layer="cnn", training_items=None):
     task = task_of(schema)
     module = module or default_module(schema)[0]
     module_class = find_module(module)
@@ -110,6 +123,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
         "ignore_nominal": neighbour_columns(schema) if task == "sequence" and module_class.reads_neighbours else [],
         "numeric": len(schema.numeric),
         "lists": [list_spec(f, ngram_layer) for f in schema.lists],
+        "ensemble": default_ensemble(task, training_items)[0],
         "hparams": dict(module_class.hparams),
         "training": {**TRAINING_DEFAULTS, **({"learningrate": SEQUENCE_LEARNING_RATE} if task == "sequence" else {})},
     }
@@ -151,8 +165,15 @@ def read_arch_file(path, default):
     if not (isinstance(ignored, list) and all(type(i) is int and 0 <= i < len(merged["nominal"]) for i in ignored)):
         raise UsageError(f"--arch {path}: 'ignore_nominal' must be a list of nominal column numbers "
                          f"(0 to {len(merged['nominal']) - 1}), got {json.dumps(ignored)}")
+    if not valid_ensemble(merged["ensemble"]):
+        raise UsageError(f"--arch {path}: 'ensemble' must be a whole number of networks, 1 or more, "
+                         f"got {json.dumps(merged['ensemble'])}")
     check_task(find_module(merged["module"]), merged["module"], merged["task"])
     return merged
+
+
+def valid_ensemble(size):
+    return type(size) is int and size >= 1
 
 
 def set_hparams(arch, settings):
@@ -197,7 +218,7 @@ def find_module(name):
         if path.is_file():
             return _module_class(_import_file(name, path), name, path)
     available = sorted({p.stem for d in module_search_path() if d.is_dir() for p in d.glob("*.py")
-                        if not p.stem.startswith("_") and p.stem not in ("base", "encoder", "crf", "template")})
+                        if not p.stem.startswith("_") and p.stem not in ("base", "encoder", "crf", "ensemble", "template")})
     raise ModelError(f"module {name!r} not found in {', '.join(map(str, module_search_path()))}; "
                      f"available: {', '.join(available)}")
 
@@ -225,7 +246,14 @@ def _module_class(module, name, path):
 
 
 def build_network(arch):
-    return find_module(arch["module"])(arch)
+    """The module, or an Ensemble of `arch["ensemble"]` of them (1 when not given)."""
+    module_class = find_module(arch["module"])
+    size = arch.get("ensemble", 1)
+    if not valid_ensemble(size):
+        raise ValueError(f"'ensemble' must be a whole number of networks, got {size!r}")
+    if size == 1:
+        return module_class(arch)
+    return Ensemble(arch, [module_class(arch) for _ in range(size)])
 
 
 def describe(arch, network=None):

@@ -34,10 +34,12 @@ def prepare_pretrained(vocabs, datadir, rng):
 
 
 def init_pretrained(network, loaded, arch):
-    embeddings = network.encoder.embeddings if hasattr(network, "encoder") else None
+    members = getattr(network, "members", [network])
     for emb_id, result in loaded.items():
-        if embeddings is None or emb_id not in embeddings:
+        tables = [m.encoder.embeddings[emb_id] for m in members
+                  if hasattr(m, "encoder") and emb_id in m.encoder.embeddings]
+        if not tables:
             log.warning("module %s has no embedding %r: its pre-trained vectors are not used", arch["module"], emb_id)
-            continue
         with torch.no_grad():
-            embeddings[emb_id].weight.copy_(torch.from_numpy(result.matrix))
+            for table in tables:
+                table.weight.copy_(torch.from_numpy(result.matrix))

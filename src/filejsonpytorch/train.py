@@ -96,7 +96,7 @@ def new_setup(args):
     if not args.notrain:
         train_set, val_set = read_datasets(args, schema, vocabs)
         fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
-    arch = make_arch(args, schema, vocabs)
+    arch = make_arch(args, schema, vocabs, train_set)
     network = architecture.build_network(arch)
     init_pretrained(network, pretrained, arch)
     return Setup(schema, vocabs, arch, network, train_set=train_set, val_set=val_set)
@@ -123,20 +123,32 @@ def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
             data.remap(schema, tables)
 
 
-def make_arch(args, schema, vocabs):
+def make_arch(args, schema, vocabs, train_set):
     if not args.module:
         module, why = architecture.default_module(schema)
         log.info("module %s: %s", module, why)
-    arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
+    training_items = len(train_set.target) if train_set is not None else None
+    arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer, training_items)
     if args.arch:
         arch = architecture.read_arch_file(args.arch, arch)
     arch["hparams"] = architecture.set_hparams(arch, args.hparams)
+    choose_ensemble(arch, args, training_items)
     if arch["ignore_nominal"]:
         names = [schema.nominal[i].name for i in arch["ignore_nominal"]]
         log.info("module %s reads whole sequences, so it leaves out the %d window features of neighbouring "
                  "elements (%s); to use them, pass --arch with \"ignore_nominal\": []",
                  arch["module"], len(names), ", ".join(names))
     return with_training_options(arch, args)
+
+
+def choose_ensemble(arch, args, training_items):
+    if args.ensemble is not None:
+        arch["ensemble"] = args.ensemble
+    if arch["ensemble"] > 1:
+        size, why = architecture.default_ensemble(arch["task"], training_items)
+        chosen = args.ensemble is None and size == arch["ensemble"]
+        log.info("an ensemble of %d networks, averaged%s", arch["ensemble"],
+                 f": {why} (--ensemble 1 trains one)" if chosen else "")
 
 
 def with_training_options(arch, args):
@@ -334,7 +346,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
+            self.clip_gradients()
         self.optimizer.step()
         value = loss.item()
         if not math.isfinite(value):
@@ -343,6 +355,13 @@ class Trainer:
         totals.add(value, *count_correct(self.network, scores, batch))
         self.setup.position["instances"] += len(indices)
         self.seen += len(indices)
+
+    def clip_gradients(self):
+        # an ensemble's loss is the mean of its members', which scales each member's
+        # gradient by 1/N: clipping each at 1/N of the threshold trains it as if alone
+        members = getattr(self.network, "members", [self.network])
+        for member in members:
+            torch.nn.utils.clip_grad_norm_(member.parameters(), self.grad_clip / len(members))
 
     def report(self, epoch, number, totals):
         log.info("epoch %d batch %d/%d: loss %.4f%s, %s", epoch, number, self.batches_per_epoch,
@@ -490,7 +509,7 @@ def count_correct(network, scores, batch, predicted=None):
         return 0, 0
     with torch.no_grad():
         if predicted is None:
-            predicted = scores.argmax(dim=-1)
+            predicted = network.quick_labels(scores)
         if network.task == "sequence":
             mask = batch["mask"]
             return int((predicted[mask] == batch["target"][mask]).sum()), int(mask.sum())

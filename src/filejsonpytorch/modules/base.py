@@ -57,6 +57,10 @@ class LFModule(nn.Module):
         probabilities = torch.softmax(scores, dim=-1, dtype=torch.float64)
         return probabilities.argmax(dim=-1), probabilities
 
+    def quick_labels(self, scores):
+        """Labels for the running training accuracy: cheap, need not be predict's."""
+        return scores.argmax(dim=-1)
+
     def calibrated(self, probabilities):
         """predict's probabilities under `temperature`: above 1 softens them, below 1 sharpens."""
         if probabilities is None or self.temperature == 1.0:

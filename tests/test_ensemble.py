@@ -1,0 +1,103 @@
+"""Ensembles: several networks of one architecture trained together, their predictions
+averaged; chosen by default for small sequence-tagging sets."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import PREFIX, data_lines, export_paths, model_info, prepare
+from filejsonpytorch import architecture, lfdata
+from filejsonpytorch.apply import Server
+from filejsonpytorch.batches import TensorData
+from filejsonpytorch.errors import UsageError
+from filejsonpytorch.modules.ensemble import Ensemble
+
+ENSEMBLE_LOG = "an ensemble of 3 networks, averaged"
+
+
+def built(name, size, seed=0):
+    meta, data = export_paths(name)
+    prepared = prepare(meta)
+    arch = architecture.default_architecture(prepared.schema, prepared.vocabs)
+    arch["ensemble"] = size
+    torch.manual_seed(seed)
+    network = architecture.build_network(arch)
+    batch = TensorData(lfdata.read_dataset(data, prepared.schema, prepared.encoder)).batch(list(range(8)))
+    return network.eval(), batch
+
+
+@pytest.mark.parametrize("name", ["seq-pos2", "class-ionosphere"])
+def test_the_ensemble_answers_the_mean_of_its_members_probabilities(name):
+    network, batch = built(name, 3)
+    assert isinstance(network, Ensemble) and len(network.members) == 3
+
+    with torch.no_grad():
+        labels, probabilities = network.predict(network(batch), batch)
+        alone = [member.predict(member(batch), batch)[1] for member in network.members]
+
+    assert not torch.allclose(alone[0], alone[1])
+    assert torch.allclose(probabilities, sum(alone) / 3)
+    assert torch.equal(labels, probabilities.argmax(dim=-1))
+    real = probabilities[batch["mask"]] if "mask" in batch else probabilities
+    assert torch.allclose(real.sum(dim=-1), torch.ones(len(real), dtype=real.dtype))
+
+
+def test_the_validation_loss_is_that_of_the_averaged_prediction_and_training_averages_the_members_losses():
+    network, batch = built("class-ionosphere", 2)
+    with torch.no_grad():
+        scores = network(batch)
+        _, probabilities = network.predict(scores, batch)
+        assert network.loss(scores, batch).item() == pytest.approx(
+            -probabilities[torch.arange(8), batch["target"]].log().mean().item())
+        network.train()
+        members = [m.loss(s, batch).item() for m, s in zip(network.members, scores)]
+        assert network.loss(scores, batch).item() == pytest.approx(sum(members) / 2)
+
+
+def test_one_network_is_not_wrapped():
+    network, _ = built("seq-pos2", 1)
+    assert not isinstance(network, Ensemble)
+
+
+def test_small_sequence_sets_get_an_ensemble_by_default_and_others_one_network():
+    assert architecture.default_ensemble("sequence", 25_000)[0] == architecture.ENSEMBLE_SIZE > 1
+    assert architecture.default_ensemble("sequence", architecture.ENSEMBLE_MAX_ELEMENTS + 1)[0] == 1
+    assert architecture.default_ensemble("classification", 500)[0] == 1
+    assert architecture.default_ensemble("sequence", None)[0] == 1
+
+
+def test_an_arch_file_with_a_bad_ensemble_size_is_refused(tmp_path):
+    meta, _ = export_paths("seq-pos2")
+    prepared = prepare(meta)
+    default = architecture.default_architecture(prepared.schema, prepared.vocabs)
+    for bad in (0, 2.5, "3", True):
+        path = tmp_path / "arch.json"
+        path.write_text(json.dumps({"ensemble": bad}))
+        with pytest.raises(UsageError, match="'ensemble' must be a whole number"):
+            architecture.read_arch_file(path, default)
+
+
+def test_a_small_tagging_set_trains_an_ensemble_that_application_answers(make_datadir, train_cli):
+    datadir = make_datadir("seq-pos2")
+    prefix = datadir / PREFIX
+    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "3")
+
+    assert run.code == 0, run.err
+    assert ENSEMBLE_LOG in run.err
+    assert model_info(prefix)["arch"]["ensemble"] == 3
+    elements, gold = json.loads(data_lines("seq-pos2", 1)[0])
+    answer = json.loads(Server.load(str(prefix)).answer(json.dumps(elements).encode()))
+    assert answer["status"] == "ok" and len(answer["output"]) == len(gold)
+    for label, conf, dist in zip(answer["output"], answer["conf"], answer["dist"]):
+        assert sum(dist) == pytest.approx(1.0) and conf == max(dist) == dist[answer["labels"].index(label)]
+
+
+def test_ensemble_1_trains_one_network_and_the_option_overrides_the_default(make_datadir, train_cli):
+    datadir = make_datadir("seq-pos2")
+    prefix = datadir / PREFIX
+    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "1", "--ensemble", "1")
+
+    assert run.code == 0, run.err
+    assert ENSEMBLE_LOG not in run.err
+    assert model_info(prefix)["arch"]["ensemble"] == 1
