@@ -1,5 +1,5 @@
-"""Ensembles: several networks of one architecture trained together, their predictions
-averaged; chosen by default for small sequence-tagging sets."""
+"""Ensembles (`--ensemble N`): several networks of one architecture trained together,
+their predictions averaged."""
 
 import json
 
@@ -13,7 +13,7 @@ from filejsonpytorch.batches import TensorData
 from filejsonpytorch.errors import UsageError
 from filejsonpytorch.modules.ensemble import Ensemble
 
-ENSEMBLE_LOG = "an ensemble of 3 networks, averaged"
+ENSEMBLE_LOG = "an ensemble of 3 networks, trained together"
 
 
 def built(name, size, seed=0):
@@ -60,13 +60,6 @@ def test_one_network_is_not_wrapped():
     assert not isinstance(network, Ensemble)
 
 
-def test_small_sequence_sets_get_an_ensemble_by_default_and_others_one_network():
-    assert architecture.default_ensemble("sequence", 25_000)[0] == architecture.ENSEMBLE_SIZE > 1
-    assert architecture.default_ensemble("sequence", architecture.ENSEMBLE_MAX_ELEMENTS + 1)[0] == 1
-    assert architecture.default_ensemble("classification", 500)[0] == 1
-    assert architecture.default_ensemble("sequence", None)[0] == 1
-
-
 def test_an_arch_file_with_a_bad_ensemble_size_is_refused(tmp_path):
     meta, _ = export_paths("seq-pos2")
     prepared = prepare(meta)
@@ -78,10 +71,10 @@ def test_an_arch_file_with_a_bad_ensemble_size_is_refused(tmp_path):
             architecture.read_arch_file(path, default)
 
 
-def test_a_small_tagging_set_trains_an_ensemble_that_application_answers(make_datadir, train_cli):
+def test_a_trained_ensemble_is_saved_and_application_answers_with_it(make_datadir, train_cli):
     datadir = make_datadir("seq-pos2")
     prefix = datadir / PREFIX
-    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "3")
+    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "3", "--ensemble", "3")
 
     assert run.code == 0, run.err
     assert ENSEMBLE_LOG in run.err
@@ -93,11 +86,11 @@ def test_a_small_tagging_set_trains_an_ensemble_that_application_answers(make_da
         assert sum(dist) == pytest.approx(1.0) and conf == max(dist) == dist[answer["labels"].index(label)]
 
 
-def test_ensemble_1_trains_one_network_and_the_option_overrides_the_default(make_datadir, train_cli):
+def test_by_default_one_network_is_trained(make_datadir, train_cli):
     datadir = make_datadir("seq-pos2")
     prefix = datadir / PREFIX
-    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "1", "--ensemble", "1")
+    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "1")
 
     assert run.code == 0, run.err
-    assert ENSEMBLE_LOG not in run.err
+    assert "an ensemble" not in run.err
     assert model_info(prefix)["arch"]["ensemble"] == 1

@@ -30,10 +30,6 @@ SEQUENCE_LEARNING_RATE = 0.002  # taggers: better and faster on our NER and POS 
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
 CHAR_MIN_VOCAB = 500
-# sequence tagging with few training elements: NER 5-fold CV entity F1 0.569 for one
-# network, 0.594 for the average of two trained from different seeds
-ENSEMBLE_SIZE = 3
-ENSEMBLE_MAX_ELEMENTS = 50_000
 
 
 def task_of(schema):
@@ -99,15 +95,7 @@ def default_module(schema):
     return DEFAULT_MODULE[task], f"the default for {task}"
 
 
-def default_ensemble(task, training_items):
-    """-> (number of networks to average, why)."""
-    if task == "sequence" and training_items is not None and training_items <= ENSEMBLE_MAX_ELEMENTS:
-        return ENSEMBLE_SIZE, (f"{training_items:,} training elements are few, and averaging networks "
-                               f"from different random starts removes much of a small-data tagger's variance")
-    return 1, "one network"
-
-
-def default_architecture(schema, vocabs, module=None, ngram_layer="cnn", training_items=None):
+def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
     task = task_of(schema)
     module = module or default_module(schema)[0]
     module_class = find_module(module)
@@ -123,7 +111,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn", trainin
         "ignore_nominal": neighbour_columns(schema) if task == "sequence" and module_class.reads_neighbours else [],
         "numeric": len(schema.numeric),
         "lists": [list_spec(f, ngram_layer) for f in schema.lists],
-        "ensemble": default_ensemble(task, training_items)[0],
+        "ensemble": 1,
         "hparams": dict(module_class.hparams),
         "training": {**TRAINING_DEFAULTS, **({"learningrate": SEQUENCE_LEARNING_RATE} if task == "sequence" else {})},
     }

@@ -101,8 +101,7 @@ def train_parser():
     a("--hparams", type=hparam_settings, default={}, metavar="NAME=VALUE,...",
       help="the module's hyper-parameters, e.g. hidden=100,dropout=0.3,widths=[2,3,4] (--notrain lists them)")
     a("--ensemble", type=positive_int, default=None,
-      help="train N networks together and average their predictions (default: 3 for sequence tagging with "
-           "at most 50,000 training elements, else 1)")
+      help="train N networks together and average their predictions (default: from the architecture, 1)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
     a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--emb_addwords", type=boolean, default=None,

@@ -96,7 +96,7 @@ def new_setup(args):
     if not args.notrain:
         train_set, val_set = read_datasets(args, schema, vocabs)
         fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
-    arch = make_arch(args, schema, vocabs, train_set)
+    arch = make_arch(args, schema, vocabs)
     network = architecture.build_network(arch)
     init_pretrained(network, pretrained, arch)
     return Setup(schema, vocabs, arch, network, train_set=train_set, val_set=val_set)
@@ -123,32 +123,24 @@ def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
             data.remap(schema, tables)
 
 
-def make_arch(args, schema, vocabs, train_set):
+def make_arch(args, schema, vocabs):
     if not args.module:
         module, why = architecture.default_module(schema)
         log.info("module %s: %s", module, why)
-    training_items = len(train_set.target) if train_set is not None else None
-    arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer, training_items)
+    arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
     if args.arch:
         arch = architecture.read_arch_file(args.arch, arch)
     arch["hparams"] = architecture.set_hparams(arch, args.hparams)
-    choose_ensemble(arch, args, training_items)
+    if args.ensemble is not None:
+        arch["ensemble"] = args.ensemble
+    if arch["ensemble"] > 1:
+        log.info("an ensemble of %d networks, trained together; application averages their probabilities", arch["ensemble"])
     if arch["ignore_nominal"]:
         names = [schema.nominal[i].name for i in arch["ignore_nominal"]]
         log.info("module %s reads whole sequences, so it leaves out the %d window features of neighbouring "
                  "elements (%s); to use them, pass --arch with \"ignore_nominal\": []",
                  arch["module"], len(names), ", ".join(names))
     return with_training_options(arch, args)
-
-
-def choose_ensemble(arch, args, training_items):
-    if args.ensemble is not None:
-        arch["ensemble"] = args.ensemble
-    if arch["ensemble"] > 1:
-        size, why = architecture.default_ensemble(arch["task"], training_items)
-        chosen = args.ensemble is None and size == arch["ensemble"]
-        log.info("an ensemble of %d networks, averaged%s", arch["ensemble"],
-                 f": {why} (--ensemble 1 trains one)" if chosen else "")
 
 
 def with_training_options(arch, args):

@@ -7,8 +7,8 @@ takes the argmax, so the ensemble answers real probabilities as any module does.
 Averaging networks that differ only by chance removes much of the variance that small
 training sets give a single network (Lakshminarayanan et al. 2017, "deep ensembles").
 
-The trainer builds one when the architecture's "ensemble" is above 1 (see
-`architecture.ensemble_size`); any module, a user's included, can be a member.
+The trainer builds one when the architecture's "ensemble" is above 1 (`--ensemble N`);
+any module, a user's included, can be a member.
 """
 
 import torch
