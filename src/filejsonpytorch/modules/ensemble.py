@@ -1,11 +1,12 @@
 """An ensemble: several networks of one architecture, trained together, averaged.
 
 Each member starts from its own random initialisation and sees its own dropout; all see
-the same batches and are trained on the sum of their losses. Prediction averages the
-members' probabilities (for a CRF, their marginals; for regression, their values) and
-takes the argmax, so the ensemble answers real probabilities as any module does.
-Averaging networks that differ only by chance removes much of the variance that small
-training sets give a single network (Lakshminarayanan et al. 2017, "deep ensembles").
+the same batches and are trained on the mean of their losses. Prediction averages the
+members' probabilities (for a CRF, their marginals, whatever its `decode`; for regression,
+their values) and takes the argmax, so the ensemble answers real probabilities as any
+module does. Averaging networks that differ only by chance can remove much of the
+variance that small training sets give a single network (Lakshminarayanan et al. 2017,
+"deep ensembles").
 
 The trainer builds one when the architecture's "ensemble" is above 1 (`--ensemble N`);
 any module, a user's included, can be a member.
