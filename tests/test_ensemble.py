@@ -94,3 +94,14 @@ def test_by_default_one_network_is_trained(make_datadir, train_cli):
     assert run.code == 0, run.err
     assert "an ensemble" not in run.err
     assert model_info(prefix)["arch"]["ensemble"] == 1
+
+
+def test_resuming_keeps_the_ensemble_and_says_that_another_size_is_ignored(make_datadir, train_cli):
+    datadir = make_datadir("seq-pos2")
+    prefix = datadir / PREFIX
+    assert train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "1", "--ensemble", "2").code == 0
+    run = train_cli(datadir / "crvd.meta.json", prefix, "--maxepochs", "1", "--resume", "--ensemble", "3")
+
+    assert run.code == 0, run.err
+    assert "--ensemble ignored" in run.err
+    assert model_info(prefix)["arch"]["ensemble"] == 2

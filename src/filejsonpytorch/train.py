@@ -159,6 +159,8 @@ def resume_setup(args):
     arch = with_training_options(info["arch"], args)
     if args.hparams and architecture.set_hparams(arch, args.hparams) != arch["hparams"]:
         log.warning("--hparams ignored: a resumed network keeps the hyper-parameters it was built with")
+    if args.ensemble is not None and args.ensemble != arch.get("ensemble", 1):
+        log.warning("--ensemble ignored: a resumed network keeps the %d network(s) it was built with", arch.get("ensemble", 1))
     network = architecture.build_network(arch)
     network.load_state_dict(tensors["model"])
     network.temperature = model_io.temperature_of(info, args.modelprefix)
