@@ -71,7 +71,7 @@ def test_every_module_trains_reloads_and_answers(tmp_path, name, module):
 
 def test_hparams_shape_the_network_and_are_recorded(tmp_path):
     datadir = make_datadir(tmp_path, "class-ionosphere")
-    prefix = train(datadir, "--hparams", "hidden=17,layers=2")
+    prefix = train(datadir, "--hparams", "hidden=17,layers=2", "--folds", "1")
     info = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
     assert info["arch"]["hparams"]["hidden"] == 17 and info["arch"]["hparams"]["layers"] == 2
     linears = [m for m in Server.load(str(prefix)).network.modules() if isinstance(m, torch.nn.Linear)]
@@ -277,5 +277,5 @@ def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(
 
 def test_mlp_without_lists_or_for_regression_has_no_bag(tmp_path):
     for name in ("class-ionosphere", "abalone-train"):
-        prefix = train(make_datadir(tmp_path, name))
+        prefix = train(make_datadir(tmp_path, name), "--folds", "1")
         assert len(Server.load(str(prefix)).network.bags) == 0

@@ -125,6 +125,10 @@ def check_task(module_class, name, task):
 
 def read_arch_file(path, default):
     """A user-edited architecture: it must fit the data (same inputs and outputs)."""
+    return merge_arch_file(path, load_arch_file(path), default)
+
+
+def load_arch_file(path):
     try:
         with open(path, encoding="utf-8") as f:
             arch = json.load(f)
@@ -134,6 +138,23 @@ def read_arch_file(path, default):
         raise UsageError(f"--arch {path}: not valid JSON ({e})") from None
     if not isinstance(arch, dict):
         raise UsageError(f"--arch {path}: expected a JSON object like the one training prints")
+    return arch
+
+
+def joint_ensemble_size(arch):
+    """The size of the ensemble trained together that an architecture asks for: 1 for a
+    single network, and for the ensemble of a cross-validation (its "folds" set it)."""
+    if not isinstance(arch, dict) or cross_validation_folds(arch) > 1:
+        return 1
+    return arch.get("ensemble", 1)
+
+
+def cross_validation_folds(arch):
+    folds = arch["training"].get("folds", 1) if isinstance(arch.get("training"), dict) else 1
+    return folds if type(folds) is int else 1
+
+
+def merge_arch_file(path, arch, default):
     for key in ("task", "n_outputs", "labels", "nominal", "numeric"):
         if arch.get(key, default[key]) != default[key]:
             raise UsageError(f"--arch {path}: {key!r} is {arch[key]!r} but this data needs {default[key]!r}")
@@ -143,6 +164,10 @@ def read_arch_file(path, default):
     merged = {**default, **arch}
     merged["hparams"] = {**default["hparams"], **arch.get("hparams", {})}
     merged["training"] = {**default["training"], **arch.get("training", {})}
+    if cross_validation_folds(arch) > 1:
+        # the file of a cross-validation ensemble: its size comes from --folds again
+        merged["ensemble"] = 1
+    merged["training"].pop("folds", None)
     # vocabulary sizes come from the data, whatever the file says
     merged["embeddings"] = {k: {**spec, **arch.get("embeddings", {}).get(k, {}), "vocab_size": spec["vocab_size"]}
                             for k, spec in default["embeddings"].items()}

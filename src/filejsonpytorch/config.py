@@ -102,6 +102,9 @@ def train_parser():
       help="the module's hyper-parameters, e.g. hidden=100,dropout=0.3,widths=[2,3,4] (--notrain lists them)")
     a("--ensemble", type=positive_int, default=None,
       help="train N networks together and average their predictions (default: from the architecture, 1)")
+    a("--folds", type=positive_int, default=None,
+      help="train K networks, each validated on its own 1/K of the data, and average them (default: 5 for "
+           "non-sequence data under 1000 instances unless --valsize, --valfile or an ensemble is given; else 1)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
     a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--emb_addwords", type=boolean, default=None,

@@ -8,8 +8,9 @@ module does. Averaging networks that differ only by chance can remove much of th
 variance that small training sets give a single network (Lakshminarayanan et al. 2017,
 "deep ensembles").
 
-The trainer builds one when the architecture's "ensemble" is above 1 (`--ensemble N`);
-any module, a user's included, can be a member.
+The trainer builds one when the architecture's "ensemble" is above 1 (`--ensemble N`),
+and saves the networks of a cross-validation as one (`--folds K`: each trained alone on
+its folds, see `train.CrossValidation`); any module, a user's included, can be a member.
 """
 
 import torch
