@@ -279,3 +279,16 @@ def test_mlp_without_lists_or_for_regression_has_no_bag(tmp_path):
     for name in ("class-ionosphere", "abalone-train"):
         prefix = train(make_datadir(tmp_path, name), "--folds", "1")
         assert len(Server.load(str(prefix)).network.bags) == 0
+
+
+def test_feature_vectors_get_a_deeper_wider_mlp_and_lists_keep_its_defaults(tmp_path, capsys):
+    vectors = train(make_datadir(tmp_path, "class-ionosphere"), "--folds", "1", "--notrain")
+    assert "module mlp with hidden=500, layers=3: fixed-length feature vectors" in capsys.readouterr().err
+    network = Server.load(str(vectors)).network
+    assert [m.out_features for m in network.layers if isinstance(m, torch.nn.Linear)] == [500, 500, 500, 2]
+    lists = train(make_datadir(tmp_path, "class-ngram-sp1"), "--notrain")
+    assert "module mlp with" not in capsys.readouterr().err
+    hparams = Server.load(str(lists)).network.arch["hparams"]
+    assert (hparams["hidden"], hparams["layers"]) == (200, 1)
+    explicit = train(make_datadir(tmp_path, "abalone-train"), "--folds", "1", "--notrain", "--hparams", "layers=1")
+    assert Server.load(str(explicit)).network.arch["hparams"]["layers"] == 1

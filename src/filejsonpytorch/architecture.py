@@ -27,6 +27,11 @@ CHUNK_MODULE = "bilstm_crf"
 # (seeds 1, 2), NER F1 0.529 vs 0.513 (3 seeds), sentence polarity 0.776 vs 0.773 (5-fold CV)
 TRAINING_DEFAULTS = {"learningrate": 0.001, "batchsize": 32, "word_dropout": 4.0, "grad_clip": 5.0}
 SEQUENCE_LEARNING_RATE = 0.002  # taggers: better and faster on our NER and POS validation splits
+# fixed-length feature vectors (numbers and nominal values, no n-gram lists) want a deeper,
+# wider MLP than its defaults. 5-fold CV, 3 layers of 500 against 1 of 200: ionosphere
+# accuracy 0.946 vs 0.910, window POS (class-window-pos1) 0.739 vs 0.724, abalone RMSE
+# 2.48 vs 2.47 (3.06 vs 3.16 on 3,857 other UCI abalone rows)
+VECTOR_MLP_HPARAMS = {"hidden": 500, "layers": 3}
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
 CHAR_MIN_VOCAB = 500
@@ -95,6 +100,13 @@ def default_module(schema):
     return DEFAULT_MODULE[task], f"the default for {task}"
 
 
+def data_hparams(module, schema):
+    """-> (the hyper-parameters the data changes from the module's defaults, why)."""
+    if module == "mlp" and not schema.lists:
+        return VECTOR_MLP_HPARAMS, "fixed-length feature vectors (no n-gram lists) want a deeper, wider network"
+    return {}, None
+
+
 def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
     task = task_of(schema)
     module = module or default_module(schema)[0]
@@ -112,7 +124,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
         "numeric": len(schema.numeric),
         "lists": [list_spec(f, ngram_layer) for f in schema.lists],
         "ensemble": 1,
-        "hparams": dict(module_class.hparams),
+        "hparams": {**module_class.hparams, **data_hparams(module, schema)[0]},
         "training": {**TRAINING_DEFAULTS, **({"learningrate": SEQUENCE_LEARNING_RATE} if task == "sequence" else {})},
     }
 

@@ -168,6 +168,9 @@ def make_arch(args, schema, vocabs, arch_file=None, folds=1):
         module, why = architecture.default_module(schema)
         log.info("module %s: %s", module, why)
     arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
+    changed, why = architecture.data_hparams(arch["module"], schema)
+    if changed:
+        log.info("module %s with %s: %s", arch["module"], ", ".join(f"{k}={v}" for k, v in changed.items()), why)
     if arch_file is not None:
         arch = architecture.merge_arch_file(args.arch, arch_file, arch)
     arch["hparams"] = architecture.set_hparams(arch, args.hparams)

@@ -13,7 +13,10 @@ models' network scores alone and 0.772 for naive Bayes alone (0.776 with the wor
 of 4 that is the default since).
 
 Hyper-parameters: hidden (units per layer), layers, dropout, input_dropout, naive_bayes
-(the weight of the naive Bayes scores; 0 leaves them out).
+(the weight of the naive Bayes scores; 0 leaves them out). The defaults below suit n-gram
+lists; for fixed-length feature vectors the trainer sets 3 layers of 500 units
+(`VECTOR_MLP_HPARAMS` in architecture.py), which in 5-fold cross-validation raised
+ionosphere accuracy from 0.910 to 0.946.
 """
 
 from torch import nn
