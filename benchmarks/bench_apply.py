@@ -1,7 +1,8 @@
 """Request latency and start-up of our application server against a bare reference, both
 driven by the LF host emulator (lfhost) exactly as GATE drives a backend.
 
-For class-ionosphere and seq-pos1 it trains a small model (--maxepochs 2 --seed 1) in a
+For class-ionosphere and seq-pos1 it trains a small model (--maxepochs 2 --seed 1 --folds 1:
+one network, as the bare program has; by default ionosphere would get an ensemble of five) in a
 temporary data directory, installs the wrapper there, and repeats the data lines into a
 test file (3000 instances, 2000 sentences). Then, round by round, lfhost applies
 - ours: the installed wrapper's apply.sh, and
@@ -63,7 +64,7 @@ def prepare(name, count, workdir, opts):
     shutil.copy(SHARED / "data" / f"{name}.data.json", datadir / "crvd.data.json")
     print(f"training {name} ...", file=sys.stderr)
     done = subprocess.run([opts.python, "-m", "filejsonpytorch.train", "crvd.meta.json", "FileJsonPyTorch.model",
-                           "--maxepochs", "2", "--seed", "1", *opts.train_options.split()],
+                           "--maxepochs", "2", "--seed", "1", "--folds", "1", *opts.train_options.split()],
                           cwd=datadir, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"training {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
