@@ -15,6 +15,7 @@ import torch
 
 from filejsonpytorch import evaluate, lfdata, metrics
 from filejsonpytorch.apply import Server
+from filejsonpytorch.architecture import find_module
 from filejsonpytorch.batches import TensorData
 from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
@@ -292,3 +293,12 @@ def test_feature_vectors_get_a_deeper_wider_mlp_and_lists_keep_its_defaults(tmp_
     assert (hparams["hidden"], hparams["layers"]) == (200, 1)
     explicit = train(make_datadir(tmp_path, "abalone-train"), "--folds", "1", "--notrain", "--hparams", "layers=1")
     assert Server.load(str(explicit)).network.arch["hparams"]["layers"] == 1
+    assert "module mlp with hidden=500: fixed-length" in capsys.readouterr().err
+
+
+def test_arch_file_naming_another_module_gets_that_modules_defaults(tmp_path):
+    datadir = make_datadir(tmp_path, "class-ionosphere")
+    (tmp_path / "arch.json").write_text(json.dumps({"module": "template"}), encoding="utf-8")
+    prefix = train(datadir, "--folds", "1", "--notrain", "--arch", str(tmp_path / "arch.json"))
+    arch = Server.load(str(prefix)).network.arch
+    assert arch["module"] == "template" and arch["hparams"] == find_module("template").hparams

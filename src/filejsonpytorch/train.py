@@ -164,16 +164,19 @@ def folds_for(args, schema, n, arch_file):
 
 
 def make_arch(args, schema, vocabs, arch_file=None, folds=1):
-    if not args.module:
+    # an --arch file's module gets its own defaults under the file's settings
+    module = args.module or (arch_file or {}).get("module")
+    if not module:
         module, why = architecture.default_module(schema)
         log.info("module %s: %s", module, why)
-    arch = architecture.default_architecture(schema, vocabs, args.module, args.ngram_layer)
-    changed, why = architecture.data_hparams(arch["module"], schema)
-    if changed:
-        log.info("module %s with %s: %s", arch["module"], ", ".join(f"{k}={v}" for k, v in changed.items()), why)
+    arch = architecture.default_architecture(schema, vocabs, module, args.ngram_layer)
     if arch_file is not None:
         arch = architecture.merge_arch_file(args.arch, arch_file, arch)
     arch["hparams"] = architecture.set_hparams(arch, args.hparams)
+    changed, why = architecture.data_hparams(module, schema)
+    kept = {k: v for k, v in changed.items() if arch["hparams"][k] == v}
+    if kept:
+        log.info("module %s with %s: %s", module, ", ".join(f"{k}={v}" for k, v in kept.items()), why)
     if args.ensemble is not None:
         arch["ensemble"] = args.ensemble
     if folds > 1:
