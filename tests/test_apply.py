@@ -300,13 +300,12 @@ BAD = {
         ("empty_list", lambda t: [], ["expected 1 feature values, got 0"]),
     ],
     "sequence": [
-        ("empty_sequence", lambda t: [], ["non-empty"]),
         ("one_instance_not_a_sequence", lambda t: t[0], ["element 0", "expected a list of feature values"]),
         ("fewer_features_in_element", lambda t: [t[0], t[1][:-1]], ["element 1", "expected 18 feature values, got 17"]),
         ("nulls", lambda t: _replace_values(t, True, lambda v: None), ["element 0", "feature 0", "null"]),
         ("object_element", lambda t: [{"a": 1}], ["element 0"]),
         ("list_for_string", lambda t: [[["a"]] + t[0][1:]], ["element 0", "feature 0", "expected a string"]),
-        ("json_object", lambda t: b'{"features": [1, 2, 3]}', ["non-empty list"]),
+        ("json_object", lambda t: b'{"features": [1, 2, 3]}', ["expected a sequence"]),
     ],
     "multi": [
         ("one_instance_not_a_sequence", lambda t: t[0], ["element 0", "expected a list of feature values"]),
@@ -401,6 +400,68 @@ def test_a_padded_request_gets_the_same_answer(models, serving):
     template = models("ionosphere").instances(1)[0]
     backend = serving("ionosphere")
     assert backend.ask(b"  [" + b" " * (1 << 20) + json.dumps(template)[1:].encode() + b"\t") == backend.ask(template)
+
+
+# ---- what a real host sends: empty spans, its JVM's charset, Jackson's NaN ----
+
+
+@pytest.mark.parametrize("kind", ["sequence", "multi"])
+def test_an_empty_sequence_gets_an_ok_answer_with_empty_lists(models, serving, kind):
+    answer = serving(kind).ask([])
+    assert answer == {"status": "ok", "output": [], "conf": [], "dist": [], "labels": models(kind).labels}
+    assert_ok(serving(kind).ask(models(kind).instances(1)[0]))
+
+
+def _latin1_sequence(model):
+    """A sequence of the model's data with a word like 'Vélez' (windows-1252 can write it)."""
+    for sequence in model.instances(200):
+        if any(isinstance(v, str) and any(127 < ord(c) < 256 for c in v) for e in sequence for v in e):
+            return sequence
+    raise AssertionError("no such word in the data")
+
+
+def test_a_windows_1252_request_reads_as_the_same_text(models, serving):
+    backend = serving("multi")
+    sequence = _latin1_sequence(models("multi"))
+    text = json.dumps(sequence, ensure_ascii=False)
+
+    as_utf8 = assert_ok(backend.ask(text.encode("utf-8")))
+    as_cp1252 = backend.ask(text.encode("cp1252") + b"\r")
+
+    assert as_cp1252 == as_utf8
+    garbled = "".join(c if ord(c) < 128 else "\ufffd" for c in text)
+    assert assert_ok(backend.ask(garbled.encode("utf-8")))["dist"] != as_utf8["dist"]
+
+
+def test_undecodable_bytes_never_fail_a_request():
+    from filejsonpytorch.apply import decode_request
+
+    assert decode_request("caf\u00e9 \u20ac".encode("cp1252")) == "caf\u00e9 \u20ac"
+    assert decode_request(b"caf\xe9 \x81") == "caf\u00e9 \ufffd"
+    assert decode_request("caf\u00e9".encode("utf-8")) == "caf\u00e9"
+
+
+@pytest.mark.parametrize("kind", ["ionosphere", "regression"])
+def test_nan_and_infinity_strings_read_as_missing_numbers(models, serving, kind):
+    backend = serving(kind)
+    template = models(kind).instances(1)[0]
+    numbers = [i for i, v in enumerate(template) if isinstance(v, float)]
+    as_missing = [("" if i in numbers[:3] else v) for i, v in enumerate(template)]
+    as_strings = [({numbers[0]: "NaN", numbers[1]: "Infinity", numbers[2]: "-Infinity"}.get(i, v))
+                  for i, v in enumerate(template)]
+
+    answer = assert_ok(backend.ask(as_strings))
+
+    assert answer == backend.ask(as_missing)
+    assert answer != backend.ask(template)
+
+
+def test_regression_answers_are_written_as_json_floating_point_numbers(models, serving):
+    backend = serving("regression")
+    for features in models("regression").instances(20):
+        backend.send(json.dumps(features).encode())
+        output = backend.receive().decode().split('"output":', 1)[1].strip(" }\n")
+        assert math.isfinite(float(output)) and ("." in output or "e" in output), output
 
 
 # ---- ending ----
@@ -584,20 +645,52 @@ BROKEN = [
 ]
 
 
+def serve_until_eof(prefix, meta, *options, requests=3, env=None, timeout=120):
+    """Runs the application program on `requests` request lines and EOF -> CompletedProcess."""
+    request = json.dumps([0.5] * 34) + "\n"
+    return subprocess.run(
+        [sys.executable, "-m", "filejsonpytorch.apply", str(prefix), "--metafile", str(meta), *options],
+        input=request * requests, capture_output=True, text=True, env=env or clean_env(), timeout=timeout,
+    )
+
+
+def assert_served_the_error(result, *words, requests=3):
+    """Start-up failed: the error on stderr, then one error answer per request, exit 0 on EOF."""
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and all(w in error for w in words), result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == requests and result.stdout.count("\n") == requests
+    for answer in answers:
+        assert answer == {"status": "error", "error": "the model cannot be served: " + error[len("error: "):]}
+
+
 @pytest.mark.parametrize("damage, names, message", [pytest.param(*b[1:], id=b[0]) for b in BROKEN])
-def test_a_broken_model_is_one_clear_error_naming_the_file_and_exit_4(models, tmp_path, damage, names, message):
+def test_a_broken_model_is_one_clear_error_naming_the_file_answered_to_every_request(
+        models, tmp_path, damage, names, message):
     model = models("ionosphere")
     prefix = copy_model(model, tmp_path / "broken")
     named = model_io.json_path(prefix) if names == "json" else str(tensor_file(prefix))
     damage(prefix)
 
-    result = subprocess.run(
-        [sys.executable, "-m", "filejsonpytorch.apply", str(prefix), "--metafile", str(model.meta)],
-        input=json.dumps(model.instances(1)[0]) + "\n", capture_output=True, text=True, env=clean_env(), timeout=120,
-    )
+    assert_served_the_error(serve_until_eof(prefix, model.meta), named, message)
 
-    assert result.returncode == 4, result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: ") and named in error and message in error, result.stderr
+
+@pytest.mark.parametrize("options, words", [
+    (["--no-such-option", "1"], ["unrecognized arguments: --no-such-option 1"]),
+    (["--cuda", "maybe"], ["--cuda", "expected true, false or auto"]),
+])
+def test_bad_options_of_the_apply_pr_are_answered_as_errors(models, options, words):
+    model = models("ionosphere")
+    assert_served_the_error(serve_until_eof(model.prefix, model.meta, *options), *words)
+
+
+def test_a_stop_line_ends_the_error_answers_too(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "filejsonpytorch.apply", str(tmp_path / "none"), "--metafile", "m"],
+        input="[1]\n STOP \r\n[2]\n", capture_output=True, text=True, env=clean_env(), timeout=120,
+    )
+    assert result.returncode == 0
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == ["error"]
+    assert "no model here" in result.stdout

@@ -484,10 +484,36 @@ def read_error(tmp_path, name, lines):
     ("seq-pos2", '[[["a"],["b"]],["O"]]', "2 elements but 1 labels"),
     ("seq-pos2", '[[["a"],["b"]],["O","FOO|B"]]', "element 1: target label 'FOO|B' is not among the labels"),
     ("seq-pos2", '[[["a"],[7,8]],["O","O"]]', "element 1: expected 1 feature values, got 2"),
-    ("seq-pos2", '[[],[]]', "empty sequence"),
 ])
 def test_data_error_names_file_line_and_feature(tmp_path, name, line, expected):
     assert expected in read_error(tmp_path, name, [line])
+
+
+def test_empty_sequences_are_left_out_and_said(tmp_path, caplog):
+    meta, _ = export_paths("seq-pos2")
+    good = data_lines("seq-pos2", 3)
+    path = write_lines(tmp_path / "with-empty.data.json", good[:1] + ["[[],[]]"] + good[1:] + ["[[],[]]"])
+    p = prepare(meta)
+    with caplog.at_level("INFO", logger="filejsonpytorch"):
+        data = lfdata.read_dataset(path, p.schema, p.encoder)
+    plain = lfdata.read_dataset(write_lines(tmp_path / "plain.data.json", good), p.schema, p.encoder)
+    assert len(data) == 3 and (data.lengths() == plain.lengths()).all()
+    assert (data.nominal == plain.nominal).all() and (data.target == plain.target).all()
+    assert "2 empty sequences (no elements) left out" in caplog.text
+    with pytest.raises(DataError, match="holds no instances"):
+        lfdata.read_dataset(write_lines(tmp_path / "only-empty.data.json", ["[[],[]]"]), p.schema, p.encoder)
+
+
+def test_nan_and_infinity_strings_are_missing_numbers_read_as_the_mean(tmp_path):
+    """Jackson writes a numeric feature's NaN as "NaN": a missing value, like the LF's ""."""
+    meta, _ = export_paths("abalone-train")
+    p = prepare(meta)
+    lines = ['[["M","NaN",0.3,0.1,0.5,0.2,0.1,"Infinity"],3.0]', '[["M","",0.3,0.1,0.5,0.2,0.1,"-Infinity"],3.0]']
+    data = lfdata.read_dataset(write_lines(tmp_path / "nan.data.json", lines), p.schema, p.encoder)
+    length, shell_weight = p.schema.numeric[0], p.schema.numeric[-1]
+    assert (length.name, shell_weight.name) == ("┆length╬A", "┆shell_weight╬A")
+    assert data.numeric[:, 0].tolist() == data.numeric[:, -1].tolist() == [0.0, 0.0]
+    assert data.numeric[0, 1] == pytest.approx((0.3 - p.schema.numeric[1].mean) / p.schema.numeric[1].std)
 
 
 def test_missing_and_empty_data_files(tmp_path):

@@ -55,52 +55,70 @@ def probes_by_name(applied):
     return {p["probe"]: p for p in applied["probes"]}
 
 
-def assert_stop_ended_the_backend(probes):
-    """Our protocol: STOP makes the program exit (status 0, see test_apply); the host
-    emulator expects an answer, so the probe fails — but by end-of-file, not a hang."""
-    stop = probes.pop("stop_literal")
-    assert stop["response"] == "eof", stop
-    assert probes, "no other probes"
+def assert_the_host_takes_every_answer(applied):
+    assert applied["sent"] == applied["accepted_by_host"] == TEST_LINES
+    assert applied["host_exceptions"] == 0, applied["host_exception_samples"]
+    assert applied["soft_findings"] == {}, applied["soft_findings"]
+    assert not applied["backend_died"] and not applied["unsolicited_output"]
+    assert applied["idle_check"]["pass"] is True, applied["idle_check"]
+    assert applied["exit_code_after_stdin_closed"] == 0
 
 
-@pytest.mark.parametrize("kind", ["ngram", "sequence", "multi"])
-def test_the_host_trains_and_applies_without_exceptions_and_passes_the_probes(kind, tmp_path):
+def assert_every_probe_passes(applied, *answered_ok):
+    """Every probe passes, by its own rule (STOP: exit 0 and no output); the probes named in
+    `answered_ok` are lines a real host sends, so they get an ok answer, not an error."""
+    probes = probes_by_name(applied)
+    failed = {name: p["summary"] for name, p in probes.items() if p["pass"] is False}
+    assert failed == {}
+    assert probes["stop_literal"]["pass"] is True and probes["crlf_terminated"]["response"] == "json_ok"
+    for name in answered_ok:
+        assert probes[name]["response"] == "json_ok", probes[name]
+
+
+@pytest.mark.parametrize("kind, answered_ok", [
+    ("ngram", ["non_utf8_bytes"]),
+    ("sequence", ["empty_sequence", "non_utf8_bytes"]),
+    ("multi", ["empty_sequence", "non_utf8_bytes", "nan_string_numeric"]),
+])
+def test_the_host_trains_and_applies_without_exceptions_and_passes_the_probes(kind, answered_ok, tmp_path):
     datadir, test_file, common = host_setup(kind, tmp_path)
     host_train(datadir, common, tmp_path / "train.log")
 
     log = tmp_path / "apply.log"
     applied = lfhost("apply", *common, "--test", test_file, "--probe", "--child-log", log, log=log)
 
-    assert applied["instances"] == applied["sent"] == applied["accepted_by_host"] == TEST_LINES
-    assert applied["host_exceptions"] == 0, applied["host_exception_samples"]
-    assert applied["soft_findings"] == {}, applied["soft_findings"]
-    assert not applied["backend_died"] and not applied["unsolicited_output"]
+    assert applied["instances"] == TEST_LINES
+    assert_the_host_takes_every_answer(applied)
     assert 0.0 < applied["conf_min"] <= applied["conf_max"] <= 1.0
     if kind != "ngram":
         assert applied["tokens"] > TEST_LINES and applied["token_accuracy"] > 0.2
-    probes = probes_by_name(applied)
-    assert_stop_ended_the_backend(probes)
-    failed = {name: p["summary"] for name, p in probes.items() if p["pass"] is not True}
-    assert failed == {}
-    assert applied["exit_code_after_stdin_closed"] == 0
+    assert_every_probe_passes(applied, *answered_ok)
 
 
-def test_the_host_cannot_take_a_regression_answer(tmp_path):
-    """host-protocol.md answers regression with {"status": "ok", "output": NUMBER}; the host
-    casts `output` to a String and throws ClassCastException on every such answer. This
-    pins down that the backend's side is right (every answer ok, a number; every probe a
-    JSON answer) and that the host's cast is the only problem."""
+def test_the_host_takes_regression_answers(tmp_path):
+    """Answers are JSON floating-point numbers, as the host casts `output` to a Double (no
+    released LF goes on from there: that is reported apart as its limitation)."""
     datadir, test_file, common = host_setup("regression", tmp_path)
     host_train(datadir, common, tmp_path / "train.log")
 
     log = tmp_path / "apply.log"
-    applied = lfhost("apply", *common, "--test", test_file, "--probe", "--child-log", log, status=3, log=log)
+    applied = lfhost("apply", *common, "--test", test_file, "--probe", "--child-log", log, log=log)
 
-    assert applied["sent"] == TEST_LINES and not applied["backend_died"]
-    assert applied["host_exception_kinds"] == {"cast_output": TEST_LINES}
-    for sample in applied["host_exception_samples"]:
-        answer = json.loads(sample["response"])
-        assert answer["status"] == "ok" and isinstance(answer["output"], float), sample
-    probes = probes_by_name(applied)
-    assert_stop_ended_the_backend(probes)
-    assert {name: p["response"] for name, p in probes.items() if not p["response"].startswith("json_")} == {}
+    assert applied["task"] == "regression"
+    assert_the_host_takes_every_answer(applied)
+    assert applied["scored"] == TEST_LINES and applied["rmse"] < 4.0
+    assert_every_probe_passes(applied, "nan_string_numeric", "non_utf8_bytes")
+
+
+def test_a_model_that_cannot_be_loaded_is_an_error_answer_the_host_shows(tmp_path):
+    datadir, test_file, common = host_setup("sequence", tmp_path)
+    host_train(datadir, common, tmp_path / "train.log")
+    (datadir / "FileJsonPyTorch.model.json").unlink()
+
+    log = tmp_path / "apply.log"
+    applied = lfhost("apply", *common, "--test", test_file, "--limit", "3", "--child-log", log, status=3, log=log)
+
+    assert applied["host_exception_kinds"] == {"status_not_ok": 3}, applied["host_exception_kinds"]
+    for sample in applied["host_exception_samples"]:  # the response, cut to 200 characters
+        assert '"status": "error"' in sample["response"] and "FileJsonPyTorch.model.json: no model here" in sample["response"]
+    assert not applied["backend_died"] and applied["exit_code_after_stdin_closed"] == 0

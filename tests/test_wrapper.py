@@ -237,22 +237,61 @@ def test_python_bin_without_torch_falls_back(stubbed, tmp_path):
     assert "cannot import torch" in result.stderr
 
 
-def test_no_usable_python_exits_3_and_says_what_was_tried(stubbed, tmp_path):
+def no_python_env(tmp_path):
+    """A PATH whose python and python3 are Python 2, and a PYTHON_BIN that does not exist."""
     bin_dir = tmp_path / "bin"
+    if bin_dir.exists():
+        return dict(os.environ, PATH=str(bin_dir), PYTHON_BIN="/nonexistent/python")
     bin_dir.mkdir()
-    (bin_dir / "bash").symlink_to(shutil.which("bash"))
+    for tool in ("bash", "tr", "sed"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
     for name in ("python", "python3"):
         make_executable(bin_dir / name, FAKE_PYTHON2)
-    env = dict(os.environ, PATH=str(bin_dir), PYTHON_BIN="/nonexistent/python")
+    return dict(os.environ, PATH=str(bin_dir), PYTHON_BIN="/nonexistent/python")
 
-    result = run_script(stubbed / "apply.sh", "m", "meta", stubbed, env=env)
+
+TRIED = ("/nonexistent/python: not found", "python3: Python 2.7.18", "python: Python 2.7.18")
+
+
+def test_no_usable_python_for_training_exits_5_and_says_what_was_tried(stubbed, tmp_path):
+    result = run_script(stubbed / "train.sh", "meta", "model", env=no_python_env(tmp_path))
 
     assert result.returncode == 5
     assert result.stdout == ""
-    assert "no usable Python" in result.stderr
-    for tried in ("/nonexistent/python: not found", "python3: Python 2.7.18", "python: Python 2.7.18"):
+    assert "no usable Python" in result.stderr and "PYTHON_BIN" in result.stderr
+    for tried in TRIED:
         assert tried in result.stderr
-    assert "PYTHON_BIN" in result.stderr
+
+
+def test_no_usable_python_for_application_is_answered_to_every_request(stubbed, tmp_path):
+    """The host shows an error answer; an exit would fail the first document with no message."""
+    result = run_script(stubbed / "apply.sh", "m", "meta", stubbed, env=no_python_env(tmp_path),
+                        input='[1, "caf\u00e9"]\r\n[2]\n[3]')
+
+    assert result.returncode == 0
+    assert "no usable Python" in result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == 3 and len(set(map(json.dumps, answers))) == 1
+    assert answers[0]["status"] == "error" and answers[0]["error"].isascii()
+    for words in ("the model cannot be served: no usable Python", *TRIED, "Set PYTHON_BIN"):
+        assert words in answers[0]["error"]
+    stopped = run_script(stubbed / "apply.sh", "m", "meta", stubbed, env=no_python_env(tmp_path),
+                         input="[1]\n  STOP\r\n[2]\n")
+    assert stopped.returncode == 0 and len(stopped.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["FileJsonPyTorch.yaml", "FileJsonPyTorch.yaml.txt"])
+def test_a_shell_run_takes_python_bin_from_the_yaml_file(stubbed, datadir, tmp_path, name):
+    """After --notrain a user runs train.sh by hand: the host's PYTHON_BIN is not exported then."""
+    env = no_python_env(tmp_path)
+    del env["PYTHON_BIN"]
+    (datadir / name).write_text(f"maxepochs: 3\nPYTHON_BIN: '{sys.executable}'  # ours\n")
+
+    result = run_script(stubbed / "train.sh", "meta", env=env, cwd=datadir)
+
+    assert result.returncode == 0, result.stderr
+    assert stub_report(result)["argv"] == ["meta"]
+    assert result.stderr == ""
 
 
 # ---- end to end, with the real trainer and application programs ----
@@ -321,8 +360,9 @@ def test_the_host_emulator_trains_and_applies_through_the_wrapper(datadir, tmp_p
     applied = lfhost("apply", *common, "--test", str(test_file), "--limit", "50", "--probe")
     assert applied["host_exceptions"] == 0, applied["host_exception_samples"]
     assert sum(applied["soft_findings"].values()) == 0, applied["soft_findings"]
-    # our protocol: a STOP line ends the program (the emulator expected an answer instead)
-    failed = [p for p in applied["probes"] if p["pass"] is False]
-    assert [p["probe"] for p in failed] == ["stop_literal"], failed
-    assert failed[0]["response"] == "eof"
+    assert [p["probe"] for p in applied["probes"] if p["pass"] is False] == []
+    probes = {p["probe"]: p for p in applied["probes"]}
+    assert probes["nan_string_numeric"]["response"] == "json_ok", probes["nan_string_numeric"]
+    assert probes["stop_literal"]["pass"] and probes["crlf_terminated"]["pass"]
+    assert applied["idle_check"]["pass"] is True and not applied["unsolicited_output"]
     assert applied["exit_code_after_stdin_closed"] == 0

@@ -30,16 +30,38 @@ def protect_stdout():
 
 def main(argv=None):
     protocol = protect_stdout()
-    from .config import apply_parser
-    from .logs import run_main, setup_logging
+    from .logs import run_main
 
-    def work():
+    return run_main(lambda: start(argv, sys.stdin.buffer, protocol), argv)
+
+
+def start(argv, requests, protocol):
+    """Loads the model and serves it. When it cannot be loaded, the message is logged and
+    then answered to every request until EOF: the host shows an error answer to the user,
+    while an exit would only make it fail later with an exception that says nothing."""
+    from .config import apply_parser
+    from .logs import failure_message, setup_logging
+
+    try:
         args = apply_parser().parse_args(argv)
         setup_logging(args.debug)
         server = Server.load(args.modelprefix, args.cuda)
-        return server.serve(sys.stdin.buffer, protocol)
+    except Exception as e:
+        message = failure_message(e, debug="--debug" in (sys.argv[1:] if argv is None else argv))
+        print(message, file=sys.stderr)
+        return serve_error(requests, protocol, message.removeprefix("error: "))
+    return server.serve(requests, protocol)
 
-    return run_main(work, argv)
+
+def serve_error(requests, protocol, message):
+    """Answers every request line with the same error until EOF or `STOP`."""
+    answer = error_response(f"the model cannot be served: {message}") + "\n"
+    for raw in requests:
+        if _clean(raw) == b"STOP":
+            break
+        if not _write(protocol, answer):
+            break
+    return 0
 
 
 def _reject_constant(name):
@@ -68,6 +90,8 @@ class Server:
         self.labels_json = json.dumps(schema.labels)
         self.is_sequence = schema.is_sequence
         self.regression = schema.target_kind == "numeric"
+        # a sequence span with no elements: the host needs an ok answer with empty lists
+        self.empty_sequence_answer = '{"status":"ok","output":[],"conf":[],"dist":[],"labels":%s}' % self.labels_json
 
     @classmethod
     def load(cls, prefix, cuda=False):
@@ -91,12 +115,7 @@ class Server:
                 line = _clean(raw)
                 if line == b"STOP":
                     break
-                try:
-                    protocol.write(self.answer(line) + "\n")
-                    protocol.flush()
-                except BrokenPipeError:
-                    log.info("the host closed our stdout: stopping")
-                    _close_quietly(protocol)
+                if not _write(protocol, self.answer(line) + "\n"):
                     break
         return 0
 
@@ -106,11 +125,7 @@ class Server:
         if not line:
             return error_response("empty request line")
         try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return error_response(f"the request is not valid UTF-8 (byte {e.start}: {e.reason})")
-        try:
-            request = DECODER.decode(text)
+            request = DECODER.decode(decode_request(line))
         except RecursionError:
             return error_response("the request is nested too deeply")
         except json.JSONDecodeError as e:
@@ -133,6 +148,8 @@ class Server:
 
     def _predict(self, request):
         encoded = self.encode(request)
+        if self.is_sequence and not encoded:
+            return self.empty_sequence_answer
         batch = self.request_batch(encoded, self.is_sequence)
         if self.device.type != "cpu":
             batch = self.to_device(batch, self.device)
@@ -156,8 +173,8 @@ class Server:
                 if isinstance(request, list) and request and all(isinstance(v, list) for v in request):
                     raise ValueError(f"{e} (this model classifies single instances: was a sequence sent?)") from None
                 raise
-        if not isinstance(request, list) or not request:
-            raise ValueError("expected a sequence: a non-empty list of element feature lists")
+        if not isinstance(request, list):
+            raise ValueError("expected a sequence: a list of element feature lists")
         encoded = []
         for position, element in enumerate(request):
             if not isinstance(element, list):
@@ -190,6 +207,27 @@ def error_response(message):
     if len(message) > MAX_ERROR_CHARS:
         message = message[:MAX_ERROR_CHARS] + "..."
     return json.dumps({"status": "error", "error": message})
+
+
+def decode_request(line):
+    """The request's text: UTF-8, or windows-1252 for a line that is not valid UTF-8 (a
+    Windows JVM writes requests in its default charset)."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("cp1252", errors="replace")
+
+
+def _write(protocol, text):
+    """Writes one answer line; False when the host has closed our stdout."""
+    try:
+        protocol.write(text)
+        protocol.flush()
+        return True
+    except BrokenPipeError:
+        log.info("the host closed our stdout: stopping")
+        _close_quietly(protocol)
+        return False
 
 
 def _clean(raw):

@@ -35,6 +35,8 @@ VECTOR_MLP_HPARAMS = {"hidden": 500, "layers": 3}
 ONEHOT_MAX_VALUES = 20
 MAX_AUTO_DIMS = 100
 CHAR_MIN_VOCAB = 500
+#: the LF's feature of the previous instances' labels; the host never fills it when applying
+PREVIOUS_LABEL = "gate.LF.target"
 
 
 def task_of(schema):
@@ -60,7 +62,7 @@ def char_sources(schema, vocabs):
     hold the instance's own value (kind A, or window position 0) with at least
     CHAR_MIN_VOCAB values, the one with the largest vocabulary; never previous labels."""
     candidates = [f for f in schema.nominal
-                  if (f.kind == "A" or f.name.endswith("╬L0")) and "gate.LF.target" not in f.name
+                  if (f.kind == "A" or f.name.endswith("╬L0")) and PREVIOUS_LABEL not in f.name
                   and len(vocabs[f.emb_id]) >= CHAR_MIN_VOCAB]
     if not candidates:
         return []
@@ -92,6 +94,22 @@ def neighbour_columns(schema):
     return [i for i, f in enumerate(schema.nominal) if f.kind == "L" and not f.name.endswith("╬L0")]
 
 
+def previous_label_columns(schema):
+    """The nominal columns of previous-label features (`Token┆gate.LF.target╬L-1`): gold
+    labels in the training export, but always the missing value when the host applies a
+    model, so a network trained on them learns from what it will never be given."""
+    return [i for i, f in enumerate(schema.nominal) if PREVIOUS_LABEL in f.name]
+
+
+def ignored_columns(schema, module_class, previous_labels=False):
+    """The nominal columns the network leaves out by default: other window positions for a
+    module that reads whole sequences, and previous labels unless `previous_labels`."""
+    ignored = set(neighbour_columns(schema)) if schema.is_sequence and module_class.reads_neighbours else set()
+    if not previous_labels:
+        ignored.update(previous_label_columns(schema))
+    return sorted(ignored)
+
+
 def default_module(schema):
     """-> (module name, why)."""
     task = task_of(schema)
@@ -107,7 +125,7 @@ def data_hparams(module, schema):
     return {}, None
 
 
-def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
+def default_architecture(schema, vocabs, module=None, ngram_layer="cnn", previous_labels=False):
     task = task_of(schema)
     module = module or default_module(schema)[0]
     module_class = find_module(module)
@@ -120,7 +138,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn"):
         "labels": schema.labels,
         "embeddings": {k: embedding_spec(v) for k, v in vocabs.items() if k in used},
         "nominal": [f.emb_id for f in schema.nominal],
-        "ignore_nominal": neighbour_columns(schema) if task == "sequence" and module_class.reads_neighbours else [],
+        "ignore_nominal": ignored_columns(schema, module_class, previous_labels),
         "numeric": len(schema.numeric),
         "lists": [list_spec(f, ngram_layer) for f in schema.lists],
         "ensemble": 1,

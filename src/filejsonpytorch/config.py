@@ -110,6 +110,9 @@ def train_parser():
     a("--emb_addwords", type=boolean, default=None,
       help="keep the words of an embeddings file that the training data lacks, so application covers them (default: only for emb_train mapping)")
     a("--chars", type=boolean, default=True, help="add a character CNN for word-like features (large vocabularies)")
+    a("--previous_labels", type=boolean, default=False,
+      help="use the previous-label (gate.LF.target) features: the GATE host never fills them when applying a model, "
+           "so they are left out unless you fill them yourself")
     a("--ngram_layer", choices=["cnn", "lstm"], default="cnn", help="layer for n-gram (list) features in the generated network")
     a("--cuda", type=boolean, default=None, help="true/false: force GPU use on/off; default: use a GPU if one is usable")
     a("--seed", type=int, default=1, help="random seed: the same seed on the same data gives the same model")

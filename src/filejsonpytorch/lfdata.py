@@ -8,6 +8,7 @@ The same encoders serve training and the application server, so both read values
 """
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,10 +17,14 @@ import numpy as np
 
 from .errors import DataError, located
 
+log = logging.getLogger("filejsonpytorch")
+
 PAD, OOV = 0, 1
 MAX_WORD_CHARS = 30
 FLOAT32_MAX = 3.4028234663852886e38
 MISSING_EMB_ID = "attr{}"
+#: how the LF (Jackson) writes a numeric feature's NaN and infinities: read as missing values
+NOT_A_NUMBER = frozenset({"NaN", "Infinity", "-Infinity"})
 
 
 @dataclass
@@ -209,8 +214,8 @@ class Encoder:
             if isinstance(value, bool) or value == "":
                 return 1.0 if value else 0.0
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected true/false, got {_type(value)}")
-        if value == "":
-            return 0.0  # the LF's value outside a window: the mean
+        if value == "" or value in NOT_A_NUMBER:
+            return 0.0  # a missing value (or one outside a window) reads as the training mean
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected a number, got {_type(value)}")
         problem = _number_problem(value)
@@ -400,18 +405,22 @@ def _parse_line(line, path, number):
 
 
 def read_dataset(path, schema, encoder, first_line=None):
-    """Parses a data file once into a Dataset; errors name the file, line and feature."""
+    """Parses a data file once into a Dataset; errors name the file, line and feature.
+    Empty sequences (a span without elements) teach nothing and are left out."""
     columns = _Columns(encoder)
     label_ids = {label: i for i, label in enumerate(schema.labels)}
-    count = 0
+    count = empty = 0
     for number, line in iter_data_lines(path):
         try:
-            _add_line(columns, line, schema, encoder, label_ids)
+            added = _add_line(columns, line, schema, encoder, label_ids)
         except ValueError as e:
             raise DataError(f"{located(path, number)}: {e}") from None
-        count += 1
+        count += added
+        empty += not added
+    if empty:
+        log.info("%s: %d empty sequences (no elements) left out", path, empty)
     if count == 0:
-        raise DataError(f"{path}: the data file is empty")
+        raise DataError(f"{path}: the data file holds no instances" if empty else f"{path}: the data file is empty")
     target_dtype = np.int64 if schema.target_kind == "nominal" else np.float32
     return columns.pack(len(schema.nominal), len(schema.numeric), target_dtype, schema.is_sequence)
 
@@ -422,19 +431,20 @@ def _add_line(columns, line, schema, encoder, label_ids):
     values, target = line
     if not schema.is_sequence:
         columns.add(encoder.encode(values), _target(target, schema, label_ids))
-        return
+        return True
     if not isinstance(values, list) or not isinstance(target, list):
         raise ValueError("a sequence line must be [[element features, ...], [label, ...]]")
     if len(values) != len(target):
         raise ValueError(f"{len(values)} elements but {len(target)} labels")
     if not values:
-        raise ValueError("empty sequence")
+        return False
     for position, (element, label) in enumerate(zip(values, target)):
         try:
             columns.add(encoder.encode(element), _target(label, schema, label_ids))
         except ValueError as e:
             raise ValueError(f"element {position}: {e}") from None
     columns.seq_lengths.append(len(values))
+    return True
 
 
 def _target(value, schema, label_ids):
@@ -460,7 +470,7 @@ def peek_first_values(path, is_sequence, limit=200):
             raise DataError(f"{located(path, number)}: expected [features, target]")
         values = line[0]
         if is_sequence:
-            if not values or not all(isinstance(v, list) for v in values):
+            if not all(isinstance(v, list) for v in values):
                 raise DataError(f"{located(path, number)}: a sequence line must be [[element features, ...], [label, ...]]")
             peeked.extend(values)
         else:

@@ -30,19 +30,20 @@ def setup_logging(debug=False, logfile=None):
 def run_main(work, argv=None):
     """Runs `work()` and turns every failure into a message and an exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv
     try:
         return work() or 0
-    except UserError as e:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if debug:
-            traceback.print_exc()
-        print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        print(failure_message(e, "--debug" in argv), file=sys.stderr)
+        return e.exit_code if isinstance(e, UserError) else EXIT_INTERNAL
+
+
+def failure_message(error, debug=False):
+    """The one line that reports a failure (`--debug` prints the traceback first)."""
+    if debug:
+        traceback.print_exception(type(error), error, error.__traceback__)
+    if isinstance(error, UserError):
+        return f"error: {error}"
+    return f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)"

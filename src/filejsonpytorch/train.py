@@ -169,7 +169,7 @@ def make_arch(args, schema, vocabs, arch_file=None, folds=1):
     if not module:
         module, why = architecture.default_module(schema)
         log.info("module %s: %s", module, why)
-    arch = architecture.default_architecture(schema, vocabs, module, args.ngram_layer)
+    arch = architecture.default_architecture(schema, vocabs, module, args.ngram_layer, args.previous_labels)
     if arch_file is not None:
         arch = architecture.merge_arch_file(args.arch, arch_file, arch)
     arch["hparams"] = architecture.set_hparams(arch, args.hparams)
@@ -185,12 +185,22 @@ def make_arch(args, schema, vocabs, arch_file=None, folds=1):
                  "application averages their predictions", folds, folds, round(100 * (folds - 1) / folds))
     elif arch["ensemble"] > 1:
         log.info("an ensemble of %d networks, trained together; application averages their probabilities", arch["ensemble"])
-    if arch["ignore_nominal"]:
-        names = [schema.nominal[i].name for i in arch["ignore_nominal"]]
+    log_ignored_columns(schema, arch)
+    return with_training_options(arch, args)
+
+
+def log_ignored_columns(schema, arch):
+    ignored = set(arch["ignore_nominal"])
+    previous = [schema.nominal[i].name for i in architecture.previous_label_columns(schema) if i in ignored]
+    neighbours = [schema.nominal[i].name for i in sorted(ignored) if schema.nominal[i].name not in previous]
+    if neighbours:
         log.info("module %s reads whole sequences, so it leaves out the %d window features of neighbouring "
                  "elements (%s); to use them, pass --arch with \"ignore_nominal\": []",
-                 arch["module"], len(names), ", ".join(names))
-    return with_training_options(arch, args)
+                 arch["module"], len(neighbours), ", ".join(neighbours))
+    if previous:
+        log.info("left out the %d previous-label features (%s): the GATE host never fills gate.LF.target when it "
+                 "applies a model, so they would hold gold labels in training and nothing in use; "
+                 "--previous_labels true keeps them (if you fill them yourself)", len(previous), ", ".join(previous))
 
 
 def with_training_options(arch, args):

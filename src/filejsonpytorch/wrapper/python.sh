@@ -1,5 +1,6 @@
-# Sourced by train.sh and apply.sh: sets PY to the first usable one of PYTHON_BIN, python3,
-# python (Python 3.9 or newer with torch), or explains on stderr and exits 5.
+# Sourced by train.sh and apply.sh: choose_python sets PY to the first usable one of PYTHON_BIN,
+# python3, python (Python 3.9 or newer with torch); otherwise it sets NO_PYTHON to why, logs that
+# on stderr and returns 1.
 
 # Python 2 must be able to run this too, so that it reports its version.
 probe='import sys
@@ -19,9 +20,21 @@ python_problem() {
   echo "${verdict:-does not run as Python}"
 }
 
-# Sets PY to the first usable one of PYTHON_BIN, python3, python; otherwise explains and exits 3.
+# The PYTHON_BIN of FileJsonPyTorch.yaml in the data directory (this directory's parent, where the
+# host installs it): the host exports it, a shell running the scripts by hand does not.
+yaml_python_bin() {
+  local datadir="${GATE_LF_DATA_DIR:-${here%/*}}" file
+  for file in "$datadir/FileJsonPyTorch.yaml" "$datadir/FileJsonPyTorch.yaml.txt"; do
+    if [ -f "$file" ]; then
+      sed -n "/^PYTHON_BIN:/{s/^PYTHON_BIN:[[:space:]]*//;s/[[:space:]]#.*//;s/[[:space:]]*\$//;s/^\"\(.*\)\"\$/\1/;s/^'\(.*\)'\$/\1/;p;q;}" "$file"
+      return
+    fi
+  done
+}
+
 choose_python() {
   local candidates=() candidate problem tried=""
+  [ -n "$PYTHON_BIN" ] || PYTHON_BIN="$(yaml_python_bin)"
   [ -z "$PYTHON_BIN" ] || candidates+=("$PYTHON_BIN")
   for candidate in python3 python; do
     [ "$candidate" = "$PYTHON_BIN" ] || candidates+=("$candidate")
@@ -31,13 +44,11 @@ choose_python() {
     if [ -z "$problem" ]; then
       [ -z "$tried" ] || echo "$0: using $candidate; not usable:$tried" >&2
       PY="$candidate"
-      return
+      return 0
     fi
     tried="$tried"$'\n'"  $candidate: $problem"
   done
-  echo "$0: no usable Python (3.9 or newer, with torch installed). Tried:$tried" >&2
-  echo "Set PYTHON_BIN (e.g. in FileJsonPyTorch.yaml in the data directory) to such an interpreter." >&2
-  exit 5
+  NO_PYTHON="no usable Python (3.9 or newer, with torch installed). Tried:$tried"$'\n'"Set PYTHON_BIN (e.g. in FileJsonPyTorch.yaml in the data directory) to such an interpreter."
+  echo "$0: $NO_PYTHON" >&2
+  return 1
 }
-
-choose_python

@@ -9,4 +9,5 @@ here="$(CDPATH='' cd -- "${script%/*}" && pwd -P)" || exit 5
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 . "$here/python.sh"
+choose_python || exit 5
 exec "$PY" -m filejsonpytorch.train "$@"
