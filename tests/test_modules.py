@@ -127,6 +127,11 @@ def test_user_module_in_the_wrapper_is_found_recorded_and_needed(tmp_path):
     applied = subprocess.run([wrapper / "apply.sh", prefix, meta, wrapper], input=features + "\n",
                              cwd=datadir, env=env, capture_output=True, text=True)
     assert applied.returncode == 0 and json.loads(applied.stdout)["status"] == "ok"
+    evaluated = subprocess.run([wrapper / "evaluate.sh", prefix, datadir / "crvd.data.json", "--json"],
+                               cwd=datadir, env={k: v for k, v in env.items() if k != "WRAPPER_HOME"},
+                               capture_output=True, text=True)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["classification"]["accuracy"] > 0.5
 
     (wrapper / "modules" / "MyNet.py").unlink()
     missing = subprocess.run([wrapper / "apply.sh", prefix, meta, wrapper], input=features + "\n",

@@ -85,9 +85,10 @@ def test_install_creates_scripts_and_a_clean_package_copy(datadir):
     wrapper = install(datadir)
 
     assert wrapper == datadir.resolve() / "FileJsonPyTorch"
-    for name in ("train.sh", "apply.sh", "train.cmd", "apply.cmd", "README.md"):
+    for name in ("train.sh", "apply.sh", "evaluate.sh", "train.cmd", "apply.cmd", "evaluate.cmd", "python.cmd",
+                 "README.md"):
         assert (wrapper / name).is_file(), name
-    for name in ("train.sh", "apply.sh"):
+    for name in ("train.sh", "apply.sh", "evaluate.sh"):
         assert os.access(wrapper / name, os.X_OK), name
     copy = wrapper / "filejsonpytorch"
     package = Path(filejsonpytorch.__file__).resolve().parent

@@ -16,7 +16,7 @@ import filejsonpytorch
 from filejsonpytorch.errors import EnvironmentProblem, UsageError, UserError
 
 WRAPPER_NAME = "FileJsonPyTorch"
-START_SCRIPTS = ("train.sh", "apply.sh")
+START_SCRIPTS = ("train.sh", "apply.sh", "evaluate.sh")
 EXECUTABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
 
