@@ -12,6 +12,7 @@ Run: python examples/walkthrough.py [ionosphere|ner-mini] [--keep DIR]
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,14 +31,14 @@ def host_environment(datadir, wrapper):
 def train(datadir, wrapper):
     command = [str(wrapper / "train.sh"), str(datadir / "crvd.meta.json"), str(datadir / "FileJsonPyTorch.model"),
                "--maxepochs", "20", "--seed", "1"]
-    print("$", " ".join(command), flush=True)
+    print("$", shlex.join(command), flush=True)
     subprocess.run(command, cwd=datadir, env=host_environment(datadir, wrapper), check=True)
 
 
 def apply(datadir, wrapper, count):
     command = [str(wrapper / "apply.sh"), str(datadir / "FileJsonPyTorch.model"), str(datadir / "crvd.meta.json"),
                str(wrapper), "--cuda", "False"]
-    print("$", " ".join(command), flush=True)
+    print("$", shlex.join(command), flush=True)
     process = subprocess.Popen(command, cwd=datadir, env=host_environment(datadir, wrapper), text=True,
                                encoding="utf-8", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     with open(datadir / "crvd.data.json", encoding="utf-8") as data:
@@ -65,9 +66,12 @@ def main():
         install(datadir)
     train(datadir, wrapper)
     status = apply(datadir, wrapper, count=5)
-    print(f"application process exited with {status}; data directory: {datadir}")
-    if not args.keep:
+    if args.keep:
+        print(f"application process exited with {status}; data directory: {shlex.quote(str(datadir))}")
+    else:
         shutil.rmtree(datadir)
+        print(f"application process exited with {status}; the temporary data directory is removed "
+              f"(--keep DIR keeps one)")
     return status
 
 

@@ -145,9 +145,25 @@ def test_command_line_wins_over_yaml(tmp_path):
     assert (args.maxepochs, args.seed, args.batchsize) == (5, 9, 8)
 
 
-def test_abbreviated_command_line_option_wins_over_yaml(tmp_path):
-    # argparse accepts unambiguous abbreviations; they are still the user's explicit choice
-    assert parse(tmp_path, "--maxep", "5", yaml="maxepochs: 1\n").maxepochs == 5
+def test_options_are_taken_by_their_exact_names_as_in_the_yaml_file(tmp_path):
+    with pytest.raises(UsageError, match="unrecognized arguments: --maxepoch 5"):
+        parse(tmp_path, "--maxepoch", "5")
+    with pytest.raises(UsageError, match="unknown option 'maxepoch'"):
+        parse(tmp_path, yaml="maxepoch: 5\n")
+
+
+def test_the_options_the_yaml_file_set_are_recorded_for_the_log(tmp_path):
+    args = parse(tmp_path, "--seed", "9", yaml="maxepochs: 1\nseed: 7\nvalfile:\n")
+    assert args.from_yaml == {"maxepochs": 1} and args.yaml_file == str(tmp_path / "FileJsonPyTorch.yaml")
+    assert parse(tmp_path / "none").from_yaml == {}
+
+
+def test_the_training_log_names_the_options_from_the_yaml_file(train_cli, make_datadir):
+    datadir = make_datadir("class-ionosphere", lines=60)
+    (datadir / "FileJsonPyTorch.yaml").write_text("maxepochs: 1\nPYTHON_BIN: python3\n", encoding="utf-8")
+    run = train_cli(datadir / "crvd.meta.json", datadir / "M", "--notrain")
+    assert run.code == 0, run.err
+    assert f"options from {datadir / 'FileJsonPyTorch.yaml'}: maxepochs=1\n" in run.err
 
 
 def test_host_keys_in_yaml_are_ignored(tmp_path):

@@ -20,7 +20,11 @@ HOST_KEYS = {"shellcmd", "shellparms"}
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one UsageError line."""
+    """argparse that reports a bad option as one UsageError line. Options are taken by
+    their exact names only, as in FileJsonPyTorch.yaml (no abbreviations)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{self.prog}: {message} (see --help)")
@@ -146,8 +150,8 @@ def parse_train_args(argv=None):
 
 
 def explicit_options(parser, argv):
-    """The destinations of the options given on the command line (also when abbreviated,
-    as argparse allows): parsed again into a namespace that marks every value unset."""
+    """The destinations of the options given on the command line: parsed again into a
+    namespace that marks every value unset."""
     unset = object()
     namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.option_strings})
     parser.parse_args(argv, namespace)
@@ -163,8 +167,10 @@ def find_yaml(datadir):
 
 
 def apply_yaml(args, parser, datadir):
-    """Options from FileJsonPyTorch.yaml where the command line gave none."""
-    path = find_yaml(datadir)
+    """Options from FileJsonPyTorch.yaml where the command line gave none; those it set
+    are recorded in `args.from_yaml` (and the file in `args.yaml_file`) for the log."""
+    path = args.yaml_file = find_yaml(datadir)
+    args.from_yaml = {}
     if path is None:
         return
     try:
@@ -187,7 +193,8 @@ def apply_yaml(args, parser, datadir):
         if value is None:  # `key:` without a value keeps the default
             continue
         if name not in args.explicit:
-            setattr(args, name, _yaml_value(actions[name], value, path, key))
+            args.from_yaml[name] = _yaml_value(actions[name], value, path, key)
+            setattr(args, name, args.from_yaml[name])
             args.explicit.add(name)
 
 

@@ -40,6 +40,8 @@ def train(args):
         return 0
     os.makedirs(os.path.dirname(os.path.abspath(args.modelprefix)), exist_ok=True)
     setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
+    if args.from_yaml:
+        log.info("options from %s: %s", args.yaml_file, ", ".join(f"{k}={v}" for k, v in args.from_yaml.items()))
     torch.manual_seed(args.seed)
     device = choose_device(args.cuda)
     setup = resume_setup(args) if args.resume else new_setup(args)
