@@ -318,3 +318,20 @@ def test_resuming_a_damaged_model_is_one_clear_error_and_exit_4(damaged):
     assert "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: ") and named in error and words in error, result.stderr[-3000:]
+
+
+def test_a_log_file_that_cannot_be_written_warns_once_and_logging_goes_on(capsys):
+    """/dev/full fails every write, as a full disk does: one warning, then stderr alone."""
+    from filejsonpytorch.logs import LogFile, log, setup_logging
+
+    setup_logging(logfile="/dev/full")
+    try:
+        for number in range(3):
+            log.info("message %d", number)
+    finally:
+        err = capsys.readouterr().err
+        assert not any(isinstance(h, LogFile) for h in log.handlers)
+        setup_logging()
+    assert "Logging error" not in err and "Traceback" not in err
+    assert err.count("cannot write the log file /dev/full any more (No space left on device)") == 1
+    assert [line for line in err.splitlines() if line.startswith("message")] == ["message 0", "message 1", "message 2"]

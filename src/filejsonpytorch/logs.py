@@ -19,12 +19,30 @@ def setup_logging(debug=False, logfile=None):
     log.addHandler(console)
     if logfile:
         try:
-            handler = logging.FileHandler(logfile, mode="w", encoding="utf-8")
+            handler = LogFile(logfile)
         except OSError as e:
-            log.warning("cannot write the log file %s (%s)", logfile, e.strerror)
+            log.warning("cannot write the log file %s (%s); logging to stderr only", logfile, e.strerror)
             return
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         log.addHandler(handler)
+
+
+class LogFile(logging.FileHandler):
+    """The training log file. When it cannot be written (a full disk), it says so once on
+    stderr and steps aside, instead of a traceback for every later message."""
+
+    def __init__(self, path):
+        super().__init__(path, mode="w", encoding="utf-8")
+
+    def handleError(self, record):
+        problem = sys.exc_info()[1]
+        log.removeHandler(self)
+        try:
+            self.close()
+        except OSError:
+            pass
+        reason = getattr(problem, "strerror", None) or problem
+        log.warning("cannot write the log file %s any more (%s); logging to stderr only", self.baseFilename, reason)
 
 
 def run_main(work, argv=None):
