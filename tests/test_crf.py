@@ -352,3 +352,39 @@ def test_runs_on_cuda():
             torch.testing.assert_close(on_gpu, method(emissions.cpu(), mask.cpu()))
     crf.neg_log_likelihood(emissions, tags, mask).backward()
     assert torch.isfinite(crf.transitions.grad).all()
+
+
+def log_space_marginals(crf, emissions, mask):
+    """The marginals through the log-space recursions (the path taken when a gradient is needed)."""
+    with torch.enable_grad():
+        return crf.marginals(emissions.clone().requires_grad_(), mask).detach()
+
+
+@pytest.mark.parametrize("scale", [1.0, 8.0])
+def test_inference_marginals_equal_the_log_space_recursions_on_long_padded_batches(scale):
+    allowed = chunk_transitions(LF_LABELS)
+    crf = random_crf(len(LF_LABELS), seed=13, allowed=allowed)
+    generator = torch.Generator().manual_seed(14)
+    emissions = scale * torch.randn(6, 60, len(LF_LABELS), generator=generator, dtype=torch.float64)
+    lengths = torch.tensor([60, 59, 31, 2, 1, 60])
+    mask = torch.arange(60).unsqueeze(0) < lengths.unsqueeze(1)
+
+    with torch.no_grad():
+        fast = crf.marginals(emissions, mask)
+
+    torch.testing.assert_close(fast, log_space_marginals(crf, emissions, mask), rtol=0, atol=1e-9)
+    assert fast[~mask].eq(0).all()
+
+
+def test_marginals_stay_exact_when_the_scaled_recursion_would_underflow():
+    crf = random_crf(len(LF_LABELS), seed=15, allowed=chunk_transitions(LF_LABELS))
+    emissions = torch.zeros(1, 5, len(LF_LABELS), dtype=torch.float64)
+    mask = torch.ones(1, 5, dtype=torch.bool)
+    # outside, then inside a chunk that was never opened: in probability space every path is 0
+    emissions[0, 1, LF_LABELS.index("O")] = 5000.0
+    emissions[0, 2, LF_LABELS.index("PER|I")] = 5000.0
+    assert crf._scaled_marginals(emissions, mask) is None
+    with torch.no_grad():
+        marginals = crf.marginals(emissions, mask)
+    assert torch.isfinite(marginals).all()
+    torch.testing.assert_close(marginals, log_space_marginals(crf, emissions, mask))

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -116,11 +117,46 @@ class CRF(nn.Module):
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """p(tag at position t = c | emissions): float [B, T, C], 0 at padding."""
         emissions, mask = self._prepare(emissions, mask)
+        if emissions.device.type == "cpu" and not (torch.is_grad_enabled() and emissions.requires_grad):
+            marginals = self._scaled_marginals(emissions, mask)
+            if marginals is not None:
+                return marginals
         alphas = self._forward_alphas(emissions, mask)
         betas = self._backward_betas(emissions, mask)
         log_z = torch.logsumexp(alphas[:, -1] + self.end, dim=1)
         log_marginals = alphas + betas - log_z[:, None, None]
         return log_marginals.exp().masked_fill(~mask.unsqueeze(2), 0.0)
+
+    @torch.no_grad()
+    def _scaled_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """The marginals by forward-backward in probability space, each step normalised
+        (Rabiner 1989): the same numbers as the log-space recursions, from a few small
+        NumPy products per step instead of many tensor operations, which is what a single
+        sentence's answer costs. None if the potentials underflow (then use log space)."""
+        scores = emissions.double().numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):  # an underflow is caught below
+            real = mask.numpy()[:, :, None]
+            potentials = np.exp(scores - scores.max(axis=2, keepdims=True))
+            transitions = self._transition_scores().double().exp().numpy()
+            end = self.end.double().exp().numpy()
+            alphas, betas = np.empty_like(potentials), np.empty_like(potentials)
+            alpha = self._start_scores().double().exp().numpy() * potentials[:, 0]
+            alphas[:, 0] = alpha = alpha / alpha.sum(axis=1, keepdims=True)
+            padded = not real.all()
+            for t in range(1, scores.shape[1]):
+                extended = (alpha @ transitions) * potentials[:, t]
+                extended /= extended.sum(axis=1, keepdims=True)
+                alphas[:, t] = alpha = np.where(real[:, t], extended, alpha) if padded else extended
+            betas[:, -1] = beta = np.broadcast_to(end, alpha.shape)
+            for t in range(scores.shape[1] - 2, -1, -1):
+                extended = (potentials[:, t + 1] * beta) @ transitions.T
+                extended /= extended.sum(axis=1, keepdims=True)
+                betas[:, t] = beta = np.where(real[:, t + 1], extended, end) if padded else extended
+            joint = alphas * betas
+            marginals = np.where(real, joint / joint.sum(axis=2, keepdims=True), 0.0)
+        if not np.isfinite(marginals).all():
+            return None
+        return torch.from_numpy(marginals).to(emissions.dtype)
 
     def _prepare(
         self, emissions: torch.Tensor, mask: torch.Tensor
