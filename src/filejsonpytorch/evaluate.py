@@ -38,7 +38,12 @@ def evaluate_cli(argv):
 
 def evaluate(prefix, datafile):
     _, schema, vocabs, network = model_io.load_network(prefix)
-    data = lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, vocabs))
+    return report(network, schema, lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, vocabs)))
+
+
+def report(network, schema, data):
+    """The report of `network` on a parsed data set; training writes the same for its
+    validation set (PREFIX.report.json)."""
     predicted, probabilities = predict_all(network, TensorData(data))
     if schema.target_kind == "numeric":
         gold = data.target * schema.target_std + schema.target_mean

@@ -120,7 +120,14 @@ def classification_report(gold: list[str], pred: list[str], labels: list[str]) -
         # every token is one prediction and one gold label, so both denominators are n
         "micro": _scores(correct, n, n),
         "confusion": confusion,
+        "most_confused": _most_confused(confusion, labels),
     }
+
+
+def _most_confused(confusion: list[list[int]], labels: list[str], count: int = 5) -> list[dict]:
+    """The `count` most frequent (gold, predicted) pairs of different labels."""
+    pairs = sorted((-n, g, p) for g, row in enumerate(confusion) for p, n in enumerate(row) if g != p and n)
+    return [{"gold": labels[g], "predicted": labels[p], "count": -n} for n, g, p in pairs[:count]]
 
 
 def _labels_with_unlisted(labels: Iterable[str], gold: list[str], pred: list[str]) -> list[str]:
@@ -396,7 +403,11 @@ def _format_classification(title: str, report: dict) -> str:
 def _format_confusion(report: dict) -> str:
     labels = report["labels"]
     rows = [[label, *counts] for label, counts in zip(labels, report["confusion"])]
-    return "Confusion matrix (rows gold, columns predicted)\n" + _table(["gold\\pred", *labels], rows)
+    text = "Confusion matrix (rows gold, columns predicted)\n" + _table(["gold\\pred", *labels], rows)
+    confused = report.get("most_confused")
+    if confused:
+        text += "\nMost confused: " + ", ".join(f"{c['gold']} as {c['predicted']} {c['count']}" for c in confused)
+    return text
 
 
 def _format_entities(title: str, report: dict) -> str:
