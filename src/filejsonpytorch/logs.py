@@ -2,6 +2,7 @@
 a user error is one clear line and its exit code; `--debug` adds the traceback."""
 
 import logging
+import os
 import sys
 import traceback
 
@@ -39,6 +40,8 @@ class LogFile(logging.FileHandler):
         log.removeHandler(self)
         try:
             self.close()
+            if os.path.isfile(self.baseFilename) and os.path.getsize(self.baseFilename) == 0:
+                os.unlink(self.baseFilename)  # an empty log would only look like a run that logged nothing
         except OSError:
             pass
         reason = getattr(problem, "strerror", None) or problem
