@@ -214,7 +214,7 @@ class Encoder:
             if isinstance(value, bool) or value == "":
                 return 1.0 if value else 0.0
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected true/false, got {_type(value)}")
-        if value == "" or value in NOT_A_NUMBER:
+        if isinstance(value, str) and (value == "" or value in NOT_A_NUMBER):
             return 0.0  # a missing value (or one outside a window) reads as the training mean
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"feature {feature.index} {feature.name!r}: expected a number, got {_type(value)}")
