@@ -16,7 +16,7 @@ from filejsonpytorch.apply import Server
 from filejsonpytorch.calibration import GRID, MIN_ITEMS, TemperatureSearch
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.modules.base import LFModule
-from filejsonpytorch.train import resume_setup
+from filejsonpytorch.training.setup import resumed_model
 
 CALIBRATED = re.compile(r"probabilities calibrated on (\d+) validation (\w+): temperature ([\d.]+), "
                         r"validation log-loss ([\d.]+) -> ([\d.]+)")
@@ -149,7 +149,7 @@ def test_answers_on_unseen_sentences_are_better_probabilities_with_the_same_labe
 def test_a_resumed_network_keeps_its_temperature(polarity):
     prefix, _ = polarity
     args = parse_train_args([str(prefix.parent / "crvd.meta.json"), str(prefix), "--resume"])
-    assert resume_setup(args).network.temperature == model_info(prefix)["temperature"]
+    assert resumed_model(args).network.temperature == model_info(prefix)["temperature"]
 
 
 def test_a_small_validation_set_leaves_the_probabilities_alone(train_cli, make_datadir):

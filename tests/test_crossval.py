@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import PREFIX, data_lines, model_info, write_lines
-from filejsonpytorch import train
+from filejsonpytorch.training.trainer import Trainer
 from filejsonpytorch.apply import Server
 from filejsonpytorch.modules.ensemble import Ensemble
 
@@ -104,14 +104,14 @@ def test_resume_goes_on_with_every_finished_network(make_datadir, train_cli):
 
 def test_an_interrupted_run_saves_the_networks_done_and_resume_trains_the_rest(make_datadir, train_cli, monkeypatch):
     datadir = make_datadir("abalone-train")
-    validate = train.MemberTrainer.validate
+    validate = Trainer.validate
 
     def stop_in_the_third_network(self, epoch, number):
         if self.args.seed == 3:  # seeds 1, 2, 3: the third network
             (datadir / "STOP").write_text("")
         return validate(self, epoch, number)
 
-    monkeypatch.setattr(train.MemberTrainer, "validate", stop_in_the_third_network)
+    monkeypatch.setattr(Trainer, "validate", stop_in_the_third_network)
     run = train_cli(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "3")
     monkeypatch.undo()
     assert run.code == 0 and "stopping: stop file" in run.err

@@ -19,9 +19,12 @@ from filejsonpytorch.architecture import find_module
 from filejsonpytorch.batches import TensorData
 from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
-from filejsonpytorch.model_io import load_network
+from filejsonpytorch.model_io import read_model
 from filejsonpytorch.modules.encoder import NaiveBayesBag
-from filejsonpytorch.train import Trainer, datasets, main as train_main, resume_setup
+from filejsonpytorch.train import main as train_main
+from filejsonpytorch.training.data import training_data
+from filejsonpytorch.training.setup import resumed_model
+from filejsonpytorch.training.trainer import Trainer
 
 from conftest import SHARED_DATA
 
@@ -227,11 +230,16 @@ def test_naive_bayes_bag_without_pairs_still_scores_words():
     assert bag(torch.tensor([[2, 3], [4, 0]])).argmax(1).tolist()[1] == 2
 
 
+def load_network(prefix):
+    model = read_model(str(prefix))
+    return model.schema, model.vocabs, model.network.eval()
+
+
 def test_sequence_taggers_leave_out_window_features_of_the_neighbours(tmp_path, capsys):
     datadir = make_datadir(tmp_path, "seq-pos1", lines=100)
     prefix = train(datadir)
     assert "leaves out the 15 window features of neighbouring elements (Token┆string╬L-3" in capsys.readouterr().err
-    _, schema, vocabs, network = load_network(str(prefix))
+    schema, vocabs, network = load_network(prefix)
     ignored = network.arch["ignore_nominal"]
     assert [f.name for i, f in enumerate(schema.nominal) if i not in ignored] == \
         ["Token┆string╬L0", "Token┆suf2╬L0", "Token┆suf3╬L0"]
@@ -258,7 +266,7 @@ def test_a_module_that_does_not_read_sequences_gets_every_window_feature(tmp_pat
 def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(tmp_path):
     datadir = make_datadir(tmp_path, "class-ngram-sp1")
     prefix = train(datadir, "--maxepochs", "2")
-    _, schema, vocabs, network = load_network(str(prefix))
+    schema, vocabs, network = load_network(prefix)
     bag = network.bags[0]
     assert len(bag.pair_keys) > 0 and bag.scores.abs().sum() > 0
     data = lfdata.read_dataset(datadir / "crvd.data.json", schema, lfdata.Encoder(schema, vocabs))
@@ -270,10 +278,10 @@ def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(
         learning = network(batch)
     assert torch.allclose(predicting - learning, network.hp["naive_bayes"] * bag(batch["lists"][0]), atol=1e-5)
     args = parse_train_args([str(datadir / "crvd.meta.json"), str(prefix), "--resume"])
-    setup = resume_setup(args)
-    setup.network.bags[0].scores.zero_()
-    Trainer(args, setup, setup.network, torch.device("cpu"), *datasets(args, setup))
-    assert setup.network.bags[0].scores.abs().sum() == 0  # not counted again on resume
+    model = resumed_model(args)
+    model.network.bags[0].scores.zero_()
+    Trainer(args, model, torch.device("cpu"), *training_data(args, model), on_improvement=lambda trainer: None)
+    assert model.network.bags[0].scores.abs().sum() == 0  # not counted again on resume
 
 
 def test_mlp_without_lists_or_for_regression_has_no_bag(tmp_path):

@@ -37,8 +37,9 @@ def evaluate_cli(argv):
 
 
 def evaluate(prefix, datafile):
-    _, schema, vocabs, network = model_io.load_network(prefix)
-    data = lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, vocabs))
+    model = model_io.read_model(prefix)
+    schema, network = model.schema, model.network.eval()
+    data = lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, model.vocabs))
     predicted, probabilities = predict_all(network, TensorData(data))
     if schema.target_kind == "numeric":
         gold = data.target * schema.target_std + schema.target_mean

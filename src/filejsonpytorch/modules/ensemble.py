@@ -10,7 +10,7 @@ variance that small training sets give a single network (Lakshminarayanan et al.
 
 The trainer builds one when the architecture's "ensemble" is above 1 (`--ensemble N`),
 and saves the networks of a cross-validation as one (`--folds K`: each trained alone on
-its folds, see `train.CrossValidation`); any module, a user's included, can be a member.
+its folds, see `training/crossval.py`); any module, a user's included, can be a member.
 """
 
 import torch
