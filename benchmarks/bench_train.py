@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from filejsonpytorch import architecture, config
+from filejsonpytorch import config
 from filejsonpytorch.batches import epoch_order
+from filejsonpytorch.network import build_network
 from filejsonpytorch.training.setup import new_model
 from filejsonpytorch.training.trainer import Trainer
 
@@ -88,7 +89,7 @@ def bench_dataset(name, workdir, opts):
                                     "--stopfile", os.path.join(workdir, "STOP")])
     torch.manual_seed(args.seed)
     model, train_set, val_set = new_model(args)
-    batch_size = int(model.arch["training"]["batchsize"])
+    batch_size = int(model.arch.training.batchsize)
     train_set = first_batches(train_set, opts.max_batches, batch_size)
     initial_weights = copy.deepcopy(model.network.state_dict())
     n_epochs = max(opts.epochs, math.ceil(opts.min_batches / math.ceil(len(train_set) / batch_size)))
@@ -125,8 +126,8 @@ class BareLoop:
         self.arch, self.data, self.rng = arch, data, rng
         self.network = build(arch, weights)
         self.optimizer = make_optimizer(self.network, arch)
-        self.batch_size = int(arch["training"]["batchsize"])
-        self.grad_clip = arch["training"].get("grad_clip") or 0
+        self.batch_size = int(arch.training.batchsize)
+        self.grad_clip = arch.training.grad_clip or 0
 
     def prepare_epoch(self):
         """The epoch's batches in the Trainer's order (its random generator's twin)."""
@@ -144,13 +145,13 @@ class BareLoop:
 
 
 def build(arch, weights):
-    network = architecture.build_network(arch)
+    network = build_network(arch)
     network.load_state_dict(weights)
     return network.train()
 
 
 def make_optimizer(network, arch):
-    return torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=arch["training"]["learningrate"])
+    return torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=arch.training.learningrate)
 
 
 def step_all(network, optimizer, batches, grad_clip):

@@ -15,6 +15,7 @@ from conftest import PREFIX, data_lines, export_paths, model_info, run_train_pro
 from filejsonpytorch.apply import Server
 from filejsonpytorch.calibration import GRID, MIN_ITEMS, TemperatureSearch
 from filejsonpytorch.config import parse_train_args
+from filejsonpytorch.architecture import Architecture, Training
 from filejsonpytorch.modules.base import LFModule
 from filejsonpytorch.training.setup import resumed_model
 
@@ -79,7 +80,8 @@ def test_too_few_validation_items_leave_the_temperature_at_one():
 
 
 def test_calibrated_divides_the_log_probabilities_and_keeps_the_labels():
-    module = LFModule({"task": "classification", "n_outputs": 3})
+    arch = Architecture("m", "classification", 3, ["a", "b", "c"], {}, [], training=Training(0.001, 32))
+    module = LFModule(arch)
     scores = torch.randn(50, 3, generator=torch.Generator().manual_seed(3)) * 5
     labels, probabilities = module.predict(scores, None)
     assert torch.equal(module.calibrated(probabilities), probabilities)

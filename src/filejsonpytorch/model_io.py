@@ -40,7 +40,7 @@ class Model:
 
     schema: Any  # lfdata.FeatureSchema: the features and labels
     vocabs: dict  # embedding id -> vocab.Vocab
-    arch: dict  # the architecture (see architecture.py); its module builds `network`
+    arch: Any  # architecture.Architecture: what `network` is built from
     network: Any  # the LFModule (or Ensemble); `network.temperature` is saved with it
     history: list = field(default_factory=list)  # one entry per validation
     position: dict = field(default_factory=lambda: {"epoch": 0, "instances": 0})  # where training stands
@@ -53,7 +53,7 @@ def write_model(prefix, model, optimizer=None):
     info = {
         "schema": model.schema.to_json(),
         "vocabs": {k: v.to_json() for k, v in model.vocabs.items()},
-        "arch": model.arch,
+        "arch": model.arch.to_json(),
         "options": model.options,
         "history": model.history,
         "position": model.position,
@@ -68,27 +68,30 @@ def write_model(prefix, model, optimizer=None):
 def read_model(prefix, device="cpu"):
     """The saved model, its network on `device` in training mode; a clear ModelError for a
     damaged model or a module that no longer fits its weights."""
-    from . import architecture, lfdata, vocab
+    from . import lfdata, vocab
+    from .architecture import Architecture
+    from .network import build_network
 
     info, tensors = read_files(prefix)
     try:
         schema = lfdata.FeatureSchema.from_json(info["schema"])
         vocabs = {k: vocab.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
-        network = architecture.build_network(info["arch"])
+        arch = Architecture.from_json(info["arch"])
+        network = build_network(arch)
         network.load_state_dict(tensors["model"])
         network.temperature = _temperature(info, prefix)
     except UserError:
         raise
     except Exception as e:  # a damaged model, or a user module that fails to build
         raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({_one_line(e)})") from None
-    return Model(schema, vocabs, info["arch"], network.to(device), info.get("history") or [],
+    return Model(schema, vocabs, arch, network.to(device), info.get("history") or [],
                  info.get("position") or {"epoch": 0, "instances": 0}, tensors.get("optimizer"),
                  info.get("options") or {})
 
 
 def write_arch_file(prefix, arch):
     """PREFIX.arch.json: the architecture for a user to copy, edit and pass to --arch."""
-    payload = json.dumps(arch, indent=2, ensure_ascii=False).encode("utf-8")
+    payload = json.dumps(arch.to_json(), indent=2, ensure_ascii=False).encode("utf-8")
     path = f"{prefix}.arch.json"
     try:
         _write_atomically(path, lambda f: f.write(payload))

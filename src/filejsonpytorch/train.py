@@ -57,7 +57,7 @@ def train(args):
         return 0
     if train_set is None:
         train_set, val_set = training_data(args, model)
-    if architecture.cross_validation_folds(model.arch) > 1:
+    if model.arch.training.folds > 1:
         if val_set is not None:
             log.warning("--valfile ignored: this model is trained by cross-validation, each network validated on a fold")
         CrossValidation(args, model, device, train_set).run()

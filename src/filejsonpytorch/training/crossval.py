@@ -13,7 +13,8 @@ from ..batches import TensorData
 from ..calibration import TemperatureSearch
 from ..errors import UsageError
 from ..model_io import Model
-from ..modules.ensemble import Ensemble
+from ..ensemble import Ensemble
+from ..network import build_network
 from .trainer import Trainer, format_seconds
 from .validation import validation_pass
 
@@ -28,9 +29,9 @@ DEFAULT_FOLDS = 5
 def folds_for(args, schema, n, arch_file):
     """How many networks to train by cross-validation (1: one network, one validation set).
     By default 5 for small non-sequence data: one split would validate on a few dozen
-    instances, too few to choose the best epoch, and keep them out of training. On
-    abalone (320 instances), cross-validated RMSE 2.47 against 2.52 for one network."""
-    joint = args.ensemble or architecture.joint_ensemble_size(arch_file)
+    instances, too few to choose the best epoch, and keep them out of training (measured
+    in the README)."""
+    joint = args.ensemble or architecture.file_ensemble_size(arch_file)
     if args.folds is None:
         small = not schema.is_sequence and n < CROSS_VALIDATION_BELOW
         return DEFAULT_FOLDS if small and joint == 1 and not args.explicit & {"valsize", "valfile"} else 1
@@ -59,15 +60,15 @@ class CrossValidation:
 
     def __init__(self, args, model, device, data):
         self.args, self.model, self.device, self.data = args, model, device, data
-        self.k = architecture.cross_validation_folds(model.arch)
-        self.member_arch = {**model.arch, "ensemble": 1}
+        self.k = model.arch.training.folds
+        self.member_arch = model.arch.replace(ensemble=1)
         saved = model.network.members if hasattr(model.network, "members") else [model.network]
-        self.members = list(saved) + [architecture.build_network(self.member_arch).to(device)
+        self.members = list(saved) + [build_network(self.member_arch).to(device)
                                       for _ in range(self.k - len(saved))]
         order = np.random.default_rng(args.seed).permutation(len(data))
         self.folds = [np.sort(fold) for fold in np.array_split(order, self.k)]
         self.histories = [[e for e in model.history if e.get("fold") == i + 1] for i in range(self.k)]
-        self.search = None if model.arch["task"] == "regression" else TemperatureSearch()
+        self.search = None if model.arch.task == "regression" else TemperatureSearch()
         self.out_of_fold = []
         finished = model.position.get("networks_finished", 0)
         self.finished = finished if finished < self.k else 0
@@ -132,13 +133,13 @@ class CrossValidation:
             self.search.items += search.items
 
     def save(self, members):
-        network = members[0] if len(members) == 1 else Ensemble({**self.model.arch, "ensemble": len(members)}, members)
+        network = members[0] if len(members) == 1 else Ensemble(self.model.arch.replace(ensemble=len(members)), members)
         if self.search is not None:
             network.temperature = self.search.best()[0]
         epochs = [h[-1]["epoch"] for h in self.histories if h]
         instances = sum(h[-1]["instances"] for h in self.histories if h)
         position = {"epoch": max(epochs), "instances": instances, "networks_finished": self.finished}
-        model = Model(self.model.schema, self.model.vocabs, {**self.model.arch, "ensemble": len(members)}, network,
+        model = Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
                       [e for h in self.histories for e in h], position, options=self.model.options)
         model_io.write_model(self.args.modelprefix, model)
 
@@ -148,7 +149,7 @@ class CrossValidation:
             log.info("done in %s; no network finished a validation, nothing saved", format_seconds(seconds))
             return
         loss = sum(size * value for size, value, _ in self.out_of_fold) / n
-        if self.model.arch["task"] == "regression":
+        if self.model.arch.task == "regression":
             figure = f"rmse {math.sqrt(loss) * self.model.schema.target_std:.4f}"
         else:
             figure = f"accuracy {sum(size * a for size, _, a in self.out_of_fold) / n:.4f}"

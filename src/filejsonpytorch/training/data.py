@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from .. import architecture, lfdata
+from .. import lfdata
 
 log = logging.getLogger("filejsonpytorch")
 
@@ -14,7 +14,7 @@ def training_data(args, model):
     """(training set, validation set or None) for a resumed model; for a cross-validation
     all the data is the training set."""
     data, val_set = read_datasets(args, model.schema, model.vocabs)
-    if val_set is not None or architecture.cross_validation_folds(model.arch) > 1:
+    if val_set is not None or model.arch.training.folds > 1:
         return data, val_set
     return split(data, args.valsize, args.seed)
 

@@ -40,19 +40,19 @@ class Trainer:
     def __init__(self, args, model, device, train_set, val_set, on_improvement, on_finish=None):
         self.args, self.model, self.network, self.device = args, model, model.network, device
         self.on_improvement, self.on_finish = on_improvement, on_finish or (lambda trainer: None)
-        self.task = model.arch["task"]
+        self.task = model.arch.task
         self.metric = "loss" if self.task == "regression" else args.es_metric
-        training = model.arch["training"]
-        self.batch_size = int(training["batchsize"])
+        training = model.arch.training
+        self.batch_size = int(training.batchsize)
         self.train_data = TensorData(train_set)
         self.val_data = TensorData(val_set) if val_set is not None else None
-        self.optimizer = torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=training["learningrate"])
+        self.optimizer = torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=training.learningrate)
         if model.optimizer_state:
             self.optimizer.load_state_dict(model.optimizer_state)
         if not model.history:
             self.network.initialise_from(Passes(self.train_data, 1024, device))
-        self.grad_clip = training.get("grad_clip") or 0
-        self.word_dropout = WordDropout(model.arch, model.vocabs, training.get("word_dropout") or 0)
+        self.grad_clip = training.grad_clip or 0
+        self.word_dropout = WordDropout(model.arch, model.vocabs, training.word_dropout or 0)
         self.rng = np.random.default_rng(args.seed + model.position["epoch"])
         self.stop = StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
         self.best = best_of(model.history, self.metric)
@@ -78,7 +78,7 @@ class Trainer:
         log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d",
                  self.train_data.size, self.val_data.size if self.val_data else 0,
                  "sequences" if self.train_data.is_sequence else "instances",
-                 self.batch_size, self.model.arch["training"]["learningrate"], self.metric, args.es_patience)
+                 self.batch_size, self.model.arch.training.learningrate, self.metric, args.es_patience)
         first_epoch = self.model.position["epoch"] + 1
         self.started = time.time()
         self.total_batches = args.maxepochs * self.batches_per_epoch

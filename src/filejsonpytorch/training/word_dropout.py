@@ -12,14 +12,14 @@ class WordDropout:
 
     def __init__(self, arch, vocabs, alpha):
         tables = {emb_id: self._table(arch, emb_id, v, alpha) for emb_id, v in vocabs.items()}
-        nominal = arch["nominal"]
+        nominal = arch.nominal
         starts, offset = {}, 0
         for emb_id in dict.fromkeys(nominal):
             starts[emb_id] = offset
             offset += len(tables[emb_id])
         self.nominal_offsets = torch.tensor([starts[e] for e in nominal], dtype=torch.long)
         self.nominal_table = torch.cat([tables[e] for e in starts]) if starts else None
-        self.lists = [(i, tables[s["emb"]]) for i, s in enumerate(arch["lists"]) if tables[s["emb"]].any()]
+        self.lists = [(i, tables[s["emb"]]) for i, s in enumerate(arch.lists) if tables[s["emb"]].any()]
         if self.nominal_table is not None and not self.nominal_table.any():
             self.nominal_table = None
 
@@ -28,8 +28,8 @@ class WordDropout:
         """Each id's probability of being dropped: none for one-hot inputs, padding and OOV."""
         counts = torch.tensor(vocab.counts, dtype=torch.float).clamp(min=1)
         table = alpha / (alpha + counts)
-        embeddings = arch["embeddings"]
-        if alpha <= 0 or emb_id not in embeddings or embeddings[emb_id]["train"] == "onehot":
+        embeddings = arch.embeddings
+        if alpha <= 0 or emb_id not in embeddings or embeddings[emb_id].train == "onehot":
             table.zero_()
         table[:2] = 0.0
         return table
