@@ -5,10 +5,10 @@ owns its data-dependent hyper-parameters (`data_hparams`) and its list layers.
 
 import logging
 
+from .chunks import is_chunk_labelling
 from .architecture import Architecture, Embedding, Training, merge_arch_file, set_hparams
 from .errors import UsageError
 from .lfdata import Feature
-from .modules.crf import looks_like_chunk_labels
 from .network import find_module
 from .vocab import CHARS_EMB_ID, build_char_vocab
 
@@ -82,7 +82,7 @@ def neighbour_columns(schema):
 def default_module(schema):
     """-> (module name, why)."""
     task = task_of(schema)
-    if task == "sequence" and looks_like_chunk_labels(schema.labels):
+    if task == "sequence" and is_chunk_labelling(schema.labels):
         return CHUNK_MODULE, "chunk labels (Type|B, Type|I, O): a CRF scores whole label sequences and keeps chunks valid"
     return DEFAULT_MODULE[task], f"the default for {task}"
 
