@@ -87,7 +87,7 @@ class CrossValidation:
                 done.append(member)
                 self.score(member, fold)
                 self.finished = len(done) if not trainer.stop.reason else len(done) - 1
-                self.save(done)
+                self.write_ensemble(done)
             if trainer.stop.reason:
                 break
         self.report(done, time.time() - started)
@@ -106,7 +106,7 @@ class CrossValidation:
         def keep(trainer):
             best["state"] = {k: v.detach().clone() for k, v in member.state_dict().items()}
             self.mark_fold(model.history, i)
-            self.save(done + [member])
+            self.write_ensemble(done + [member])
 
         def restore(trainer):
             if best:
@@ -132,7 +132,8 @@ class CrossValidation:
             self.search.loss_sums += search.loss_sums
             self.search.items += search.items
 
-    def save(self, members):
+    def write_ensemble(self, members):
+        """Writes the model file: the ensemble of `members`, with every network's history."""
         network = members[0] if len(members) == 1 else Ensemble(self.model.arch.replace(ensemble=len(members)), members)
         if self.search is not None:
             network.temperature = self.search.best()[0]
