@@ -30,7 +30,7 @@ def find_module(name):
     for directory in module_search_path():
         path = directory / f"{name}.py"
         if path.is_file():
-            return _module_class(_import_file(name, path), name, path)
+            return _module_class(_import_file(name, path), path)
     raise ModelError(f"module {name!r} not found in {', '.join(map(str, module_search_path()))}; "
                      f"available: {', '.join(available_modules())}")
 
@@ -68,7 +68,7 @@ def _own_modules(module):
             if issubclass(c, LFModule) and c is not LFModule and c.__module__ == module.__name__]
 
 
-def _module_class(module, name, path):
+def _module_class(module, path):
     classes = _own_modules(module)
     if len(classes) != 1:
         raise ModelError(f"{path}: expected one LFModule subclass, found {len(classes)}"

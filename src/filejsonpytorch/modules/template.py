@@ -15,7 +15,9 @@ What you get:
 - `forward(batch)` must return scores: [B, C] (classification), [B, T, C] (sequences,
   `batch["mask"]` marks real elements) or [B] (regression). Override `loss` and `predict`
   (see base.py) only if your output is something else, as bilstm_crf.py does; override
-  `initialise_from(batches)` to initialise from the training data (mlp.py does).
+  `initialise_from(batches)` to initialise from the training data (mlp.py does),
+  `data_hparams(schema)` for defaults that depend on the data (mlp.py) and
+  `list_layers(lists)` to read list features with layers of your own (cnn_classifier.py).
 Hyper-parameters in `hparams` can be changed without editing code:
 `--hparams hidden=50,dropout=0.5`, or `hparams:` in FileJsonPyTorch.yaml.
 """
