@@ -5,6 +5,8 @@ The batch is a dict of tensors (see `filejsonpytorch.batches`):
   numeric  float [B, M] or [B, T, M]   standardised numbers and 0/1 booleans
   lists    list of long [B, L] or [B, T, L], one per list (n-gram) feature, 0 = padding
   mask     bool  [B, T]                real elements (sequences only)
+  target   long [B] or [B, T], float [B] for regression: the labels (not when applying)
+Training (`TensorData.batch`) and application (`request_batch`) build this same batch.
 
 `InputEncoder(arch)` embeds every nominal feature (but the columns listed in the
 architecture's `ignore_nominal`) with the embedding of its id, encodes every list feature
