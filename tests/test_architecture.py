@@ -8,7 +8,7 @@ from conftest import PREFIX, export_paths, prepare
 from filejsonpytorch import model_io
 from filejsonpytorch.architecture import Architecture, merge_arch_file
 from filejsonpytorch.default_architecture import default_architecture
-from filejsonpytorch.errors import ModelError, UsageError
+from filejsonpytorch.errors import EnvironmentProblem, ModelError, UsageError
 from filejsonpytorch.modules.base import LFModule
 from filejsonpytorch.modules.mlp import MLP, VECTOR_HPARAMS
 from filejsonpytorch.network import available_modules, find_module
@@ -90,3 +90,21 @@ def test_a_module_chooses_its_list_layers_without_changing_the_architecture():
     network = find_module("bilstm_classifier")(arch)
     assert [spec["layer"] for spec in network.arch.lists] == ["lstm" if s["emb"] != "chars" else "cnn" for s in arch.lists]
     assert json.dumps(arch.to_json()) == before
+
+
+def test_the_arch_file_is_replaced_atomically(make_datadir, monkeypatch):
+    datadir = make_datadir("class-ionosphere")
+    _, arch = default_for("class-ionosphere")
+    prefix = str(datadir / PREFIX)
+    model_io.write_arch_file(prefix, arch)
+    written = (datadir / f"{PREFIX}.arch.json").read_text(encoding="utf-8")
+    assert json.loads(written) == arch.to_json()
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_io.os, "replace", full_disk)
+    with pytest.raises(EnvironmentProblem, match="arch.json: cannot save"):
+        model_io.write_arch_file(prefix, arch.replace(module="template"))
+    assert (datadir / f"{PREFIX}.arch.json").read_text(encoding="utf-8") == written
+    assert [p.name for p in datadir.iterdir() if ".tmp" in p.name] == []
