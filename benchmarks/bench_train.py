@@ -1,9 +1,9 @@
 """Training throughput of our Trainer against a bare PyTorch loop, per epoch.
 
 For every shared dataset the setup is built exactly as the trainer builds it
-(`train.new_setup`, `train.datasets`). Then, epoch by epoch and interleaved:
+(`training.setup.new_model`). Then, epoch by epoch and interleaved:
 
-- ours: `train.Trainer.run_epoch`, the real code path (batch gathering from TensorData,
+- ours: `training.trainer.Trainer.run_epoch`, the real code path (batch gathering from TensorData,
   word dropout, loss/accuracy bookkeeping, reports, stop-file checks), without validation;
 - bare: the same network class from the same initial weights, the same batches (same
   indices, built into tensors before the clock starts), and only forward, loss, backward,
@@ -32,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from filejsonpytorch import architecture, config, train
+from filejsonpytorch import config
 from filejsonpytorch.batches import epoch_order
+from filejsonpytorch.network import build_network
+from filejsonpytorch.training.setup import new_model
+from filejsonpytorch.training.trainer import Trainer
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("class-ionosphere", "class-ngram-sp1", "class-window-pos1", "seq-pos1", "seq-pos2", "abalone-train",
@@ -85,14 +88,13 @@ def bench_dataset(name, workdir, opts):
     args = config.parse_train_args([str(meta_path(name)), os.path.join(workdir, name), "--seed", "1",
                                     "--stopfile", os.path.join(workdir, "STOP")])
     torch.manual_seed(args.seed)
-    setup = train.new_setup(args)
-    train_set, val_set = train.datasets(args, setup)
-    batch_size = int(setup.arch["training"]["batchsize"])
+    model, train_set, val_set = new_model(args)
+    batch_size = int(model.arch.training.batchsize)
     train_set = first_batches(train_set, opts.max_batches, batch_size)
-    initial_weights = copy.deepcopy(setup.network.state_dict())
+    initial_weights = copy.deepcopy(model.network.state_dict())
     n_epochs = max(opts.epochs, math.ceil(opts.min_batches / math.ceil(len(train_set) / batch_size)))
-    ours = make_trainer(args, setup, train_set, val_set, n_epochs)
-    bare = BareLoop(setup.arch, initial_weights, ours.train_data, copy.deepcopy(ours.rng))
+    ours = make_trainer(args, model, train_set, val_set, n_epochs)
+    bare = BareLoop(model.arch, initial_weights, ours.train_data, copy.deepcopy(ours.rng))
     bare.warm_up(initial_weights)
     epochs = [time_epoch(ours, bare, epoch) for epoch in range(1, n_epochs + 1)]
     sequence = ours.train_data.is_sequence
@@ -107,9 +109,9 @@ def first_batches(data, max_batches, batch_size):
     return data.subset(np.arange(max_batches * batch_size))
 
 
-def make_trainer(args, setup, train_set, val_set, epochs):
+def make_trainer(args, model, train_set, val_set, epochs):
     """A Trainer in the state `Trainer.run` leaves it in before the first epoch."""
-    trainer = train.Trainer(args, setup, setup.network, torch.device("cpu"), train_set, val_set)
+    trainer = Trainer(args, model, torch.device("cpu"), train_set, val_set, on_improvement=lambda trainer: None)
     trainer.started = time.time()
     trainer.total_batches = epochs * trainer.batches_per_epoch
     trainer.done_batches = trainer.seen = 0
@@ -124,8 +126,8 @@ class BareLoop:
         self.arch, self.data, self.rng = arch, data, rng
         self.network = build(arch, weights)
         self.optimizer = make_optimizer(self.network, arch)
-        self.batch_size = int(arch["training"]["batchsize"])
-        self.grad_clip = arch["training"].get("grad_clip") or 0
+        self.batch_size = int(arch.training.batchsize)
+        self.grad_clip = arch.training.grad_clip or 0
 
     def prepare_epoch(self):
         """The epoch's batches in the Trainer's order (its random generator's twin)."""
@@ -143,13 +145,13 @@ class BareLoop:
 
 
 def build(arch, weights):
-    network = architecture.build_network(arch)
+    network = build_network(arch)
     network.load_state_dict(weights)
     return network.train()
 
 
 def make_optimizer(network, arch):
-    return torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=arch["training"]["learningrate"])
+    return torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=arch.training.learningrate)
 
 
 def step_all(network, optimizer, batches, grad_clip):

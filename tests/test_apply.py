@@ -69,7 +69,7 @@ class Model:
         self.meta = datadir / "crvd.meta.json"
         with open(datadir / "crvd.data.json", encoding="utf-8") as f:
             self.lines = [json.loads(line) for line in f]
-        self.labels = model_io.load_model(self.prefix)[0]["schema"]["labels"]
+        self.labels = model_io.read_files(self.prefix)[0]["schema"]["labels"]
 
     def instances(self, n=1):
         return [features for features, _ in self.lines[:n]]
@@ -566,10 +566,10 @@ def test_a_network_module_that_prints_never_corrupts_stdout(tmp_path):
 
 def _save_as_if_on_a_gpu(prefix, monkeypatch):
     """Saves the model again; its tensors say they come from cuda:0, as after GPU training."""
-    info, tensors = model_io.load_model(prefix)
+    info, tensors = model_io.read_files(prefix)
     with monkeypatch.context() as patch:
         patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-        model_io.save_model(prefix, info, tensors)
+        model_io.write_files(prefix, info, tensors)
 
 
 def copy_model(model, directory):
@@ -593,7 +593,7 @@ def test_a_model_saved_on_a_gpu_is_applied_on_the_cpu(models, tmp_path, monkeypa
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(tensor_file(prefix), weights_only=True)
 
-    _, tensors = model_io.load_model(prefix, map_location="cpu")
+    _, tensors = model_io.read_files(prefix, map_location="cpu")
     assert all(t.device.type == "cpu" for t in tensors["model"].values())
     backend = model.start(prefix=prefix)
     for features in model.instances(3):

@@ -15,8 +15,9 @@ from conftest import PREFIX, data_lines, export_paths, model_info, run_train_pro
 from filejsonpytorch.apply import Server
 from filejsonpytorch.calibration import GRID, MIN_ITEMS, TemperatureSearch
 from filejsonpytorch.config import parse_train_args
+from filejsonpytorch.architecture import Architecture, Training
 from filejsonpytorch.modules.base import LFModule
-from filejsonpytorch.train import resume_setup
+from filejsonpytorch.training.setup import resumed_model
 
 CALIBRATED = re.compile(r"probabilities calibrated on (\d+) validation (\w+): temperature ([\d.]+), "
                         r"validation log-loss ([\d.]+) -> ([\d.]+)")
@@ -79,7 +80,8 @@ def test_too_few_validation_items_leave_the_temperature_at_one():
 
 
 def test_calibrated_divides_the_log_probabilities_and_keeps_the_labels():
-    module = LFModule({"task": "classification", "n_outputs": 3})
+    arch = Architecture("m", "classification", 3, ["a", "b", "c"], {}, [], training=Training(0.001, 32))
+    module = LFModule(arch)
     scores = torch.randn(50, 3, generator=torch.Generator().manual_seed(3)) * 5
     labels, probabilities = module.predict(scores, None)
     assert torch.equal(module.calibrated(probabilities), probabilities)
@@ -149,7 +151,7 @@ def test_answers_on_unseen_sentences_are_better_probabilities_with_the_same_labe
 def test_a_resumed_network_keeps_its_temperature(polarity):
     prefix, _ = polarity
     args = parse_train_args([str(prefix.parent / "crvd.meta.json"), str(prefix), "--resume"])
-    assert resume_setup(args).network.temperature == model_info(prefix)["temperature"]
+    assert resumed_model(args).network.temperature == model_info(prefix)["temperature"]
 
 
 def test_a_small_validation_set_leaves_the_probabilities_alone(train_cli, make_datadir):

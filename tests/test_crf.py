@@ -5,11 +5,8 @@ import itertools
 import pytest
 import torch
 
-from filejsonpytorch.modules.crf import (
-    CRF,
-    chunk_transitions,
-    looks_like_chunk_labels,
-)
+from filejsonpytorch.chunks import is_chunk_labelling
+from filejsonpytorch.modules.crf import CRF, chunk_transitions
 
 LF_LABELS = ["PER|B", "PER|I", "LOC|B", "LOC|I", "O"]
 SHAPES = [(num_tags, max_len) for num_tags in (3, 4) for max_len in (1, 2, 3, 4)]
@@ -239,14 +236,14 @@ def test_chunk_transitions_for_conll_labels():
     ],
 )
 def test_non_chunk_labels_give_no_constraints(labels):
-    assert not looks_like_chunk_labels(labels)
+    assert not is_chunk_labelling(labels)
     assert chunk_transitions(labels) is None
 
 
 def test_chunk_labels_are_recognised():
-    assert looks_like_chunk_labels(LF_LABELS)
-    assert looks_like_chunk_labels(["B-PER", "I-PER", "O"])
-    assert looks_like_chunk_labels(["B", "I", "O"])
+    assert is_chunk_labelling(LF_LABELS)
+    assert is_chunk_labelling(["B-PER", "I-PER", "O"])
+    assert is_chunk_labelling(["B", "I", "O"])
 
 
 def test_gradients_flow():

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from conftest import PREFIX, data_lines, export_paths, model_info, prepare
-from filejsonpytorch import architecture, lfdata
+from filejsonpytorch import lfdata
+from filejsonpytorch.default_architecture import default_architecture, read_arch_file
+from filejsonpytorch.network import build_network
 from filejsonpytorch.apply import Server
 from filejsonpytorch.batches import TensorData
 from filejsonpytorch.errors import UsageError
-from filejsonpytorch.modules.ensemble import Ensemble
+from filejsonpytorch.ensemble import Ensemble
 
 ENSEMBLE_LOG = "an ensemble of 3 networks, trained together"
 
@@ -19,10 +21,9 @@ ENSEMBLE_LOG = "an ensemble of 3 networks, trained together"
 def built(name, size, seed=0):
     meta, data = export_paths(name)
     prepared = prepare(meta)
-    arch = architecture.default_architecture(prepared.schema, prepared.vocabs)
-    arch["ensemble"] = size
+    arch = default_architecture(prepared.schema, prepared.vocabs).replace(ensemble=size)
     torch.manual_seed(seed)
-    network = architecture.build_network(arch)
+    network = build_network(arch)
     batch = TensorData(lfdata.read_dataset(data, prepared.schema, prepared.encoder)).batch(list(range(8)))
     return network.eval(), batch
 
@@ -63,12 +64,12 @@ def test_one_network_is_not_wrapped():
 def test_an_arch_file_with_a_bad_ensemble_size_is_refused(tmp_path):
     meta, _ = export_paths("seq-pos2")
     prepared = prepare(meta)
-    default = architecture.default_architecture(prepared.schema, prepared.vocabs)
+    default = default_architecture(prepared.schema, prepared.vocabs)
     for bad in (0, 2.5, "3", True):
         path = tmp_path / "arch.json"
         path.write_text(json.dumps({"ensemble": bad}))
         with pytest.raises(UsageError, match="'ensemble' must be a whole number"):
-            architecture.read_arch_file(path, default)
+            read_arch_file(path, json.loads(path.read_text()), default)
 
 
 def test_a_trained_ensemble_is_saved_and_application_answers_with_it(make_datadir, train_cli):

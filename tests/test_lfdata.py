@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from conftest import data_lines, export_paths, prepare, write_lines
-from filejsonpytorch import architecture, config, lfdata, vocab
+from filejsonpytorch import config, lfdata, vocab
+from filejsonpytorch.default_architecture import default_architecture
+from filejsonpytorch.network import build_network
 from filejsonpytorch.batches import TensorData
 from filejsonpytorch.errors import DataError, UsageError
 
@@ -234,10 +236,10 @@ def test_training_counts_of_a_window_are_its_largest_count_at_one_position():
 def test_onehot_emb_train_gives_a_onehot_input():
     p, _ = read("class-window-pos1")
     assert p.vocabs["label"].settings.train == "onehot"
-    arch = architecture.default_architecture(p.schema, p.vocabs)
+    arch = default_architecture(p.schema, p.vocabs)
     size = len(p.vocabs["label"])
-    assert arch["embeddings"]["label"] == {"vocab_size": size, "dims": size, "train": "onehot"}
-    network = architecture.build_network(arch)
+    assert arch.to_json()["embeddings"]["label"] == {"vocab_size": size, "dims": size, "train": "onehot"}
+    network = build_network(arch)
     vectors = network.encoder.embeddings["label"](torch.tensor([3, 5]))
     assert vectors.tolist() == [[1.0 if i == k else 0.0 for i in range(size)] for k in (3, 5)]
 

@@ -5,13 +5,11 @@ import re
 
 import pytest
 
+from filejsonpytorch.chunks import chunk_spans, detect_scheme, is_chunk_labelling
 from filejsonpytorch.metrics import (
-    chunk_spans,
     classification_report,
-    detect_scheme,
     entity_report,
     format_report,
-    is_chunk_labelling,
     probability_report,
     regression_report,
     sequence_report,

@@ -15,13 +15,16 @@ import torch
 
 from filejsonpytorch import evaluate, lfdata, metrics
 from filejsonpytorch.apply import Server
-from filejsonpytorch.architecture import find_module
+from filejsonpytorch.network import find_module
 from filejsonpytorch.batches import TensorData
 from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
-from filejsonpytorch.model_io import load_network
+from filejsonpytorch.model_io import read_model
 from filejsonpytorch.modules.encoder import NaiveBayesBag
-from filejsonpytorch.train import Trainer, datasets, main as train_main, resume_setup
+from filejsonpytorch.train import main as train_main
+from filejsonpytorch.training.data import training_data
+from filejsonpytorch.training.setup import resumed_model
+from filejsonpytorch.training.trainer import Trainer
 
 from conftest import SHARED_DATA
 
@@ -65,9 +68,19 @@ def test_every_module_trains_reloads_and_answers(tmp_path, name, module):
     info = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
     assert info["arch"]["module"] == module
     server = Server.load(str(prefix))
-    for features, _ in requests(datadir, 5):
-        answer = json.loads(server.answer(json.dumps(features).encode()))
-        assert answer["status"] == "ok"
+    answers = [json.loads(server.answer(json.dumps(features).encode())) for features, _ in requests(datadir, 5)]
+    assert all(answer["status"] == "ok" for answer in answers), answers
+    # the server answers what the network predicts for the same instances read from the file
+    schema, vocabs, network = load_network(prefix)
+    data = lfdata.read_dataset(datadir / "crvd.data.json", schema, lfdata.Encoder(schema, vocabs))
+    predicted, probabilities = evaluate.predict_all(network, TensorData(data.subset(np.arange(5))))
+    outputs = [o for a in answers for o in (a["output"] if schema.is_sequence else [a["output"]])]
+    if schema.target_kind == "numeric":
+        assert outputs == pytest.approx((predicted * schema.target_std + schema.target_mean).tolist(), rel=1e-4)
+        return
+    assert outputs == [schema.labels[i] for i in predicted]
+    dists = [d for a in answers for d in (a["dist"] if schema.is_sequence else [a["dist"]])]
+    np.testing.assert_allclose(dists, probabilities, rtol=1e-4, atol=1e-6)
 
 
 def test_hparams_shape_the_network_and_are_recorded(tmp_path):
@@ -234,12 +247,17 @@ def test_naive_bayes_bag_without_pairs_still_scores_words():
     assert bag(torch.tensor([[2, 3], [4, 0]])).argmax(1).tolist()[1] == 2
 
 
+def load_network(prefix):
+    model = read_model(str(prefix))
+    return model.schema, model.vocabs, model.network.eval()
+
+
 def test_sequence_taggers_leave_out_window_features_of_the_neighbours(tmp_path, capsys):
     datadir = make_datadir(tmp_path, "seq-pos1", lines=100)
     prefix = train(datadir)
     assert "leaves out the 15 window features of neighbouring elements (Token┆string╬L-3" in capsys.readouterr().err
-    _, schema, vocabs, network = load_network(str(prefix))
-    ignored = network.arch["ignore_nominal"]
+    schema, vocabs, network = load_network(prefix)
+    ignored = network.arch.ignore_nominal
     assert [f.name for i, f in enumerate(schema.nominal) if i not in ignored] == \
         ["Token┆string╬L0", "Token┆suf2╬L0", "Token┆suf3╬L0"]
     batch = TensorData(lfdata.read_dataset(datadir / "crvd.data.json", schema, lfdata.Encoder(schema, vocabs))).batch(np.arange(8))
@@ -250,7 +268,7 @@ def test_sequence_taggers_leave_out_window_features_of_the_neighbours(tmp_path, 
         assert torch.equal(network(batch), scores)
         batch["nominal"][..., [f.name for f in schema.nominal].index("Token┆string╬L0")] = lfdata.OOV
         assert not torch.equal(network(batch), scores)
-    arch = {**network.arch, "ignore_nominal": []}
+    arch = {**network.arch.to_json(), "ignore_nominal": []}
     (tmp_path / "all.json").write_text(json.dumps(arch), encoding="utf-8")
     with_windows = train(datadir, "--arch", str(tmp_path / "all.json"))
     assert Server.load(str(with_windows)).network.encoder.out_dim > network.encoder.out_dim
@@ -259,13 +277,13 @@ def test_sequence_taggers_leave_out_window_features_of_the_neighbours(tmp_path, 
 
 def test_a_module_that_does_not_read_sequences_gets_every_window_feature(tmp_path):
     prefix = train(make_datadir(tmp_path, "seq-pos1", lines=50), "--module", "template", "--notrain")
-    assert Server.load(str(prefix)).network.arch["ignore_nominal"] == []
+    assert Server.load(str(prefix)).network.arch.ignore_nominal == []
 
 
 def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(tmp_path):
     datadir = make_datadir(tmp_path, "class-ngram-sp1")
     prefix = train(datadir, "--maxepochs", "2")
-    _, schema, vocabs, network = load_network(str(prefix))
+    schema, vocabs, network = load_network(prefix)
     bag = network.bags[0]
     assert len(bag.pair_keys) > 0 and bag.scores.abs().sum() > 0
     data = lfdata.read_dataset(datadir / "crvd.data.json", schema, lfdata.Encoder(schema, vocabs))
@@ -277,10 +295,10 @@ def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(
         learning = network(batch)
     assert torch.allclose(predicting - learning, network.hp["naive_bayes"] * bag(batch["lists"][0]), atol=1e-5)
     args = parse_train_args([str(datadir / "crvd.meta.json"), str(prefix), "--resume"])
-    setup = resume_setup(args)
-    setup.network.bags[0].scores.zero_()
-    Trainer(args, setup, setup.network, torch.device("cpu"), *datasets(args, setup))
-    assert setup.network.bags[0].scores.abs().sum() == 0  # not counted again on resume
+    model = resumed_model(args)
+    model.network.bags[0].scores.zero_()
+    Trainer(args, model, torch.device("cpu"), *training_data(args, model), on_improvement=lambda trainer: None)
+    assert model.network.bags[0].scores.abs().sum() == 0  # not counted again on resume
 
 
 def test_mlp_without_lists_or_for_regression_has_no_bag(tmp_path):
@@ -296,10 +314,10 @@ def test_feature_vectors_get_a_deeper_wider_mlp_and_lists_keep_its_defaults(tmp_
     assert [m.out_features for m in network.layers if isinstance(m, torch.nn.Linear)] == [500, 500, 500, 2]
     lists = train(make_datadir(tmp_path, "class-ngram-sp1"), "--notrain")
     assert "module mlp with" not in capsys.readouterr().err
-    hparams = Server.load(str(lists)).network.arch["hparams"]
+    hparams = Server.load(str(lists)).network.arch.hparams
     assert (hparams["hidden"], hparams["layers"]) == (200, 1)
     explicit = train(make_datadir(tmp_path, "abalone-train"), "--folds", "1", "--notrain", "--hparams", "layers=1")
-    assert Server.load(str(explicit)).network.arch["hparams"]["layers"] == 1
+    assert Server.load(str(explicit)).network.arch.hparams["layers"] == 1
     assert "module mlp with hidden=500: fixed-length" in capsys.readouterr().err
 
 
@@ -308,4 +326,4 @@ def test_arch_file_naming_another_module_gets_that_modules_defaults(tmp_path):
     (tmp_path / "arch.json").write_text(json.dumps({"module": "template"}), encoding="utf-8")
     prefix = train(datadir, "--folds", "1", "--notrain", "--arch", str(tmp_path / "arch.json"))
     arch = Server.load(str(prefix)).network.arch
-    assert arch["module"] == "template" and arch["hparams"] == find_module("template").hparams
+    assert arch.module == "template" and arch.hparams == find_module("template").hparams

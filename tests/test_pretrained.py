@@ -36,7 +36,7 @@ def train(datadir, *options):
     prefix = datadir / "m"
     code = train_main([str(datadir / "crvd.meta.json"), str(prefix), "--seed", "1", "--chars", "false", *options])
     assert code == 0
-    info, tensors = model_io.load_model(prefix)
+    info, tensors = model_io.read_files(prefix)
     return info, tensors["model"]
 
 

@@ -87,7 +87,7 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_resumable_model(tmp_
         if not Path(model_io.json_path(prefix)).exists():
             assert position["instances"] == 0, "the model disappeared"
             continue
-        info, tensors = model_io.load_model(prefix)
+        info, tensors = model_io.read_files(prefix)
         assert set(tensors["model"]) and all(torch.isfinite(t).all() for t in tensors["model"].values())
         # --resume continued from the saved model: nothing is lost, the count goes on
         assert info["position"]["instances"] >= position["instances"]
@@ -105,7 +105,7 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_resumable_model(tmp_
                            text=True, env=clean_env(), timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     assert f"resuming {model_io.json_path(prefix)} after epoch {position['epoch']}" in final.stderr
-    info, _ = model_io.load_model(prefix)
+    info, _ = model_io.read_files(prefix)
     assert info["position"]["instances"] > position["instances"]
     # the killed runs' leftovers are gone
     assert model_files(datadir) == sorted([f"{PREFIX}.json", info["tensors"]])
@@ -121,7 +121,7 @@ def _tensors(value):
 @pytest.fixture
 def saved(tmp_path):
     prefix = tmp_path / PREFIX
-    model_io.save_model(prefix, {"schema": {}, "vocabs": {}, "arch": {"generation": 1}}, _tensors(1))
+    model_io.write_files(prefix, {"schema": {}, "vocabs": {}, "arch": {"generation": 1}}, _tensors(1))
     return prefix
 
 
@@ -172,13 +172,13 @@ def test_a_full_disk_during_a_save_leaves_the_previous_model_and_no_debris(saved
     monkeypatch.setattr(model_io, "open", FailingOpen(part, limit, DISK_FULL), raising=False)
 
     with pytest.raises(EnvironmentProblem) as raised:
-        model_io.save_model(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
+        model_io.write_files(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
 
     monkeypatch.undo()
     assert raised.value.__cause__.errno == errno.ENOSPC
     assert "No space left on device" in str(raised.value) and PREFIX in str(raised.value)
     assert sorted(os.listdir(saved.parent)) == before
-    info, tensors = model_io.load_model(saved)
+    info, tensors = model_io.read_files(saved)
     assert info["arch"] == {"generation": 1}
     assert torch.equal(tensors["model"]["weight"], _tensors(1)["model"]["weight"])
 
@@ -192,11 +192,11 @@ def test_a_failing_fsync_or_rename_leaves_the_previous_model(saved, monkeypatch,
 
     monkeypatch.setattr(model_io.os, failing, fail)
     with pytest.raises(EnvironmentProblem, match="Input/output error"):
-        model_io.save_model(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
+        model_io.write_files(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
     monkeypatch.undo()
 
     assert sorted(os.listdir(saved.parent)) == before
-    assert model_io.load_model(saved)[0]["arch"] == {"generation": 1}
+    assert model_io.read_files(saved)[0]["arch"] == {"generation": 1}
 
 
 def test_torch_save_failing_midway_leaves_the_previous_model(saved, monkeypatch):
@@ -210,11 +210,11 @@ def test_torch_save_failing_midway_leaves_the_previous_model(saved, monkeypatch)
 
     monkeypatch.setattr(model_io.torch, "save", save_then_fail)
     with pytest.raises(EnvironmentProblem, match="No space left on device"):
-        model_io.save_model(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
+        model_io.write_files(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
     monkeypatch.undo()
 
     assert sorted(os.listdir(saved.parent)) == before
-    assert model_io.load_model(saved)[0]["arch"] == {"generation": 1}
+    assert model_io.read_files(saved)[0]["arch"] == {"generation": 1}
 
 
 def test_the_next_save_removes_what_a_killed_save_left(saved):
@@ -226,9 +226,9 @@ def test_the_next_save_removes_what_a_killed_save_left(saved):
     unrelated = saved.parent / "other.model.json.tmp1"
     unrelated.write_text("not ours")
 
-    model_io.save_model(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
+    model_io.write_files(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": 2}}, _tensors(2))
 
-    info, _ = model_io.load_model(saved)
+    info, _ = model_io.read_files(saved)
     assert sorted(os.listdir(saved.parent)) == sorted([f"{PREFIX}.json", info["tensors"], unrelated.name])
 
 
@@ -239,7 +239,7 @@ def test_loading_while_a_trainer_saves_never_fails(saved):
     def keep_saving():
         generation = 2
         while not done.is_set():
-            model_io.save_model(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": generation}},
+            model_io.write_files(saved, {"schema": {}, "vocabs": {}, "arch": {"generation": generation}},
                                 _tensors(generation))
             generation += 1
 
@@ -248,7 +248,7 @@ def test_loading_while_a_trainer_saves_never_fails(saved):
     try:
         for _ in range(1000):
             try:
-                info, tensors = model_io.load_model(saved)
+                info, tensors = model_io.read_files(saved)
                 assert tensors["model"]["weight"][0, 0] == info["arch"]["generation"]
             except ModelError as e:
                 errors.append(str(e))
@@ -305,7 +305,7 @@ def damaged(request, models, tmp_path):
 def test_loading_a_damaged_model_is_a_model_error_naming_the_file(damaged):
     datadir, named, words = damaged
     with pytest.raises(ModelError) as raised:
-        model_io.load_network(datadir / PREFIX)
+        model_io.read_model(datadir / PREFIX)
     assert named in str(raised.value) and words in str(raised.value)
     assert "\n" not in str(raised.value)
 

@@ -42,9 +42,8 @@ def history(prefix):
 
 
 def assert_loadable(prefix):
-    info, schema, vocabs, network = model_io.load_network(str(prefix))
-    assert not network.training
-    return info
+    model_io.read_model(str(prefix))  # builds the network and loads its weights, or raises
+    return model_info(prefix)
 
 
 def assert_one_error_line(run, code, *parts):

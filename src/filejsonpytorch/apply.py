@@ -105,8 +105,8 @@ class Server:
         device = torch.device("cuda" if cuda else "cpu")
         if device.type == "cpu":
             torch.set_num_threads(1)
-        _, schema, vocabs, network = model_io.load_network(prefix, device)
-        return cls(schema, lfdata.Encoder(schema, vocabs), network, device)
+        model = model_io.read_model(prefix, device)
+        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), model.network.eval(), device)
 
     def serve(self, requests, protocol):
         """Answers every request line with one response line until EOF or `STOP`."""

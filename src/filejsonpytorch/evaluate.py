@@ -37,8 +37,9 @@ def evaluate_cli(argv):
 
 
 def evaluate(prefix, datafile):
-    _, schema, vocabs, network = model_io.load_network(prefix)
-    return report(network, schema, lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, vocabs)))
+    model = model_io.read_model(prefix)
+    schema = model.schema
+    return report(model.network.eval(), schema, lfdata.read_dataset(datafile, schema, lfdata.Encoder(schema, model.vocabs)))
 
 
 def report(network, schema, data):

@@ -50,32 +50,19 @@ reports above, and ``{"classification": ..., "entities": ..., "regression": ...}
 
 ``sequence_report`` builds the sequence shape.
 
-Chunk decoding follows the host emulator (lfhost ``Chunks.java``). The scheme is detected
-from the gold labels: "lf" when every label other than "O" is one or more ``Type|B`` /
-``Type|I`` parts joined by ",", else "conll" when every such label is ``B-Type``,
-``I-Type``, ``B`` or ``I``. Both gold and predicted labels are decoded with that scheme.
-
-- lf (the LF's chunk builder): ``B`` closes an open chunk of its type and opens a new one;
-  ``I`` extends an open chunk of its type and is ignored when none is open; every open type
-  the label does not mention closes; "O" closes everything. A part that is not
-  ``type|B``/``type|I`` is skipped (the LF itself would throw on it; counted).
-- conll (conlleval): an ``I`` that does not continue a chunk of its type starts a new
-  chunk; any other label (``O`` or malformed) closes the open chunk.
+Chunk labels are decoded by chunks.py, as the host emulator decodes them.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from typing import Iterable, Optional
 
-LF_PART = re.compile(r"[^|,]+\|[BI]")
-CONLL_LABEL = re.compile(r"[BI](-.+)?")
+from .chunks import Span, decode, detect_scheme, is_chunk_labelling, scheme_of
+
 SCORE_KEYS = ("precision", "recall", "f1")
 SPAN_COUNT_KEYS = ("gold", "predicted", "correct")
-
-Span = tuple[str, int, int]
 
 
 # ---------------------------------------------------------------- shared arithmetic
@@ -154,120 +141,6 @@ def _occurs(confusion: list[list[int]], i: int) -> bool:
     return sum(confusion[i]) + sum(row[i] for row in confusion) > 0
 
 
-# ---------------------------------------------------------------- chunk decoding
-
-
-def detect_scheme(labels: Iterable[Optional[str]]) -> Optional[str]:
-    """"lf", "conll", or None when there is no entity label or the labels fit neither."""
-    entity_labels = {label for label in labels if label is not None and label != "O"}
-    if not entity_labels:
-        return None
-    if all(_is_lf_label(label) for label in entity_labels):
-        return "lf"
-    if all(CONLL_LABEL.fullmatch(label) for label in entity_labels):
-        return "conll"
-    return None
-
-
-def _is_lf_label(label: str) -> bool:
-    return all(LF_PART.fullmatch(part) for part in label.split(","))
-
-
-def is_chunk_labelling(labels: Iterable[Optional[str]]) -> bool:
-    return detect_scheme(labels) is not None
-
-
-def chunk_spans(labels: list[str], scheme: Optional[str] = None) -> set[Span]:
-    """Chunks as (type, start, end_exclusive); the scheme is detected from labels unless given."""
-    return _decode(labels, scheme or _scheme_of(labels))[0]
-
-
-def _scheme_of(labels: list[Optional[str]]) -> str:
-    scheme = detect_scheme(labels)
-    if scheme is None and any(label is not None and label != "O" for label in labels):
-        raise ValueError("labels follow neither the LF (Type|B, Type|I) nor the B-Type/I-Type scheme")
-    # all "O": no scheme finds a chunk, any will do
-    return scheme or "lf"
-
-
-def _decode(labels: list[Optional[str]], scheme: str) -> tuple[set[Span], int]:
-    """Spans, and how many labels the LF chunker would throw on (lf scheme only)."""
-    if scheme == "lf":
-        return _decode_lf(labels)
-    if scheme == "conll":
-        return _decode_conll(labels), 0
-    raise ValueError(f"unknown chunk scheme {scheme!r}")
-
-
-def _decode_lf(labels: list[Optional[str]]) -> tuple[set[Span], int]:
-    spans: set[Span] = set()
-    open_starts: dict[str, int] = {}
-    malformed = 0
-    for position, label in enumerate(labels):
-        kept, has_malformed_part = set(), False
-        if label is not None and label != "O":
-            kept, has_malformed_part = _apply_lf_label(label, position, open_starts, spans)
-        malformed += has_malformed_part
-        for chunk_type in set(open_starts) - kept:
-            spans.add((chunk_type, open_starts.pop(chunk_type), position))
-    spans.update((chunk_type, start, len(labels)) for chunk_type, start in open_starts.items())
-    return spans, malformed
-
-
-def _apply_lf_label(label: str, position: int, open_starts: dict[str, int], spans: set[Span]) -> tuple[set[str], bool]:
-    """Applies the B/I parts of one label; returns the types still open because of it, and
-    whether some part was malformed."""
-    kept: set[str] = set()
-    malformed = False
-    for part in _java_split(label, ","):
-        type_and_code = _java_split(part, "|")
-        if len(type_and_code) != 2 or type_and_code[1] not in ("B", "I"):
-            malformed = True
-            continue
-        chunk_type, code = type_and_code
-        if code == "B":
-            if chunk_type in open_starts:
-                spans.add((chunk_type, open_starts[chunk_type], position))
-            open_starts[chunk_type] = position
-            kept.add(chunk_type)
-        elif chunk_type in open_starts:
-            kept.add(chunk_type)
-    return kept, malformed
-
-
-def _java_split(text: str, separator: str) -> list[str]:
-    """Java's String.split, which the LF uses: trailing empty parts are dropped, so
-    "PER|B|" is a valid PER|B there; a text without the separator stays whole."""
-    if separator not in text:
-        return [text]
-    parts = text.split(separator)
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-def _decode_conll(labels: list[Optional[str]]) -> set[Span]:
-    spans: set[Span] = set()
-    open_type, start = None, 0
-    for position, label in enumerate(labels):
-        code, chunk_type = _conll_code_and_type(label)
-        continues = code == "I" and open_type == chunk_type
-        if open_type is not None and not continues:
-            spans.add((open_type, start, position))
-            open_type = None
-        if code != "O" and not continues:
-            open_type, start = chunk_type, position
-    if open_type is not None:
-        spans.add((open_type, start, len(labels)))
-    return spans
-
-
-def _conll_code_and_type(label: Optional[str]) -> tuple[str, str]:
-    if label is None or not CONLL_LABEL.fullmatch(label):
-        return "O", ""
-    return label[0], label[2:]
-
-
 # ---------------------------------------------------------------- entities
 
 
@@ -278,8 +151,8 @@ def entity_report(gold_seqs: list[list[str]], pred_seqs: list[list[str]], scheme
     lf_would_throw = 0
     for gold_labels, pred_labels in zip(gold_seqs, pred_seqs):
         _check_same_length(gold_labels, pred_labels, "a gold and pred sequence")
-        gold_spans, _ = _decode(gold_labels, scheme)
-        pred_spans, malformed = _decode(pred_labels, scheme)
+        gold_spans, _ = decode(gold_labels, scheme)
+        pred_spans, malformed = decode(pred_labels, scheme)
         lf_would_throw += malformed
         _count_spans(counts, "gold", gold_spans)
         _count_spans(counts, "predicted", pred_spans)
@@ -298,7 +171,7 @@ def _report_scheme(gold_seqs: list[list[str]], pred_seqs: list[list[str]]) -> st
     """The host's choice (from gold); when gold has no chunk at all, the predictions decide,
     so that false positives are still counted."""
     gold_labels = [label for seq in gold_seqs for label in seq]
-    return detect_scheme(gold_labels) or _scheme_of(gold_labels + [label for seq in pred_seqs for label in seq])
+    return detect_scheme(gold_labels) or scheme_of(gold_labels + [label for seq in pred_seqs for label in seq])
 
 
 def _count_spans(counts: dict[str, Counter], key: str, spans: set[Span]) -> None:

@@ -1,4 +1,6 @@
-"""Saving and loading a model: `PREFIX.json` (everything but tensors) + `PREFIX.<gen>.pt`.
+"""The model file's one owner: `write_model` writes a trained model and `read_model` reads
+it back; nothing else writes or rebuilds one. A model is `PREFIX.json` (everything but
+tensors) + `PREFIX.<gen>.pt`; `PREFIX.arch.json` is the editable copy of its architecture.
 
 The JSON holds the format version, the feature schema, the vocabularies, the labels,
 the architecture, the training options, the validation history and the temperature of
@@ -20,13 +22,96 @@ import math
 import os
 import re
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 
 from .errors import EnvironmentProblem, ModelError, UserError
 
 FORMAT = "filejsonpytorch-model"
 VERSION = 1
-RESERVED = ("format", "version", "tensors", "tensors_sha256")  # keys save_model writes itself
+RESERVED = ("format", "version", "tensors", "tensors_sha256")  # keys write_files writes itself
+
+
+@dataclass
+class Model:
+    """Everything a model file holds, the network built and its weights loaded."""
+
+    schema: Any  # lfdata.FeatureSchema: the features and labels
+    vocabs: dict  # embedding id -> vocab.Vocab
+    arch: Any  # architecture.Architecture: what `network` is built from
+    network: Any  # the LFModule (or Ensemble); `network.temperature` is saved with it
+    history: list = field(default_factory=list)  # one entry per validation
+    position: dict = field(default_factory=lambda: {"epoch": 0, "instances": 0})  # where training stands
+    optimizer_state: dict = None  # the optimizer's state_dict, to resume with it
+    options: dict = field(default_factory=dict)  # the run options it was trained with
+
+
+def write_model(prefix, model, optimizer=None):
+    """Saves the model (and the optimizer's state, when given) atomically, see above."""
+    info = {
+        "schema": model.schema.to_json(),
+        "vocabs": {k: v.to_json() for k, v in model.vocabs.items()},
+        "arch": model.arch.to_json(),
+        "options": model.options,
+        "history": model.history,
+        "position": model.position,
+        "temperature": model.network.temperature,
+    }
+    tensors = {"model": {k: v.detach().cpu() for k, v in model.network.state_dict().items()}}
+    if optimizer is not None:
+        tensors["optimizer"] = _optimizer_state_cpu(optimizer)
+    write_files(prefix, info, tensors)
+
+
+def read_model(prefix, device="cpu"):
+    """The saved model, its network on `device` in training mode; a clear ModelError for a
+    damaged model or a module that no longer fits its weights."""
+    from . import lfdata, vocab
+    from .architecture import Architecture
+    from .network import build_network
+
+    info, tensors = read_files(prefix)
+    try:
+        schema = lfdata.FeatureSchema.from_json(info["schema"])
+        vocabs = {k: vocab.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
+        arch = Architecture.from_json(info["arch"])
+        network = build_network(arch)
+        network.load_state_dict(tensors["model"])
+        network.temperature = _temperature(info, prefix)
+    except UserError:
+        raise
+    except Exception as e:  # a damaged model, or a user module that fails to build
+        raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({_one_line(e)})") from None
+    return Model(schema, vocabs, arch, network.to(device), info.get("history") or [],
+                 info.get("position") or {"epoch": 0, "instances": 0}, tensors.get("optimizer"),
+                 info.get("options") or {})
+
+
+def write_arch_file(prefix, arch):
+    """PREFIX.arch.json: the architecture for a user to copy, edit and pass to --arch."""
+    payload = json.dumps(arch.to_json(), indent=2, ensure_ascii=False).encode("utf-8")
+    path = f"{prefix}.arch.json"
+    try:
+        _write_atomically(path, lambda f: f.write(payload))
+    except OSError as e:
+        raise _cannot_save(path, e) from e
+
+
+def _optimizer_state_cpu(optimizer):
+    state = optimizer.state_dict()
+    state["state"] = {k: {n: (t.cpu() if torch.is_tensor(t) else t) for n, t in s.items()} for k, s in state["state"].items()}
+    return state
+
+
+def _temperature(info, prefix):
+    """The saved temperature of the network's probabilities (1 for models saved before
+    there was one), checked: a positive finite number."""
+    value = info.get("temperature", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ModelError(f"{json_path(prefix)}: 'temperature' must be a positive number, not {value!r}")
+    return float(value)
 
 
 def json_path(prefix):
@@ -65,7 +150,7 @@ def _sync_directory(directory):
         os.close(fd)
 
 
-def save_model(prefix, info, tensors):
+def write_files(prefix, info, tensors):
     """info: JSON-able dict; tensors: {"model": state_dict, "optimizer": ..., ...}.
     A write that fails (a full disk, say) is an EnvironmentProblem naming the file; the
     previous model is then left as it was."""
@@ -195,7 +280,7 @@ def _remove_quietly(path):
         pass
 
 
-def load_model(prefix, map_location="cpu", attempts=10):
+def read_files(prefix, map_location="cpu", attempts=10):
     """-> (info dict, tensors dict); a clear ModelError for anything missing or broken."""
     path = json_path(prefix)
     for attempt in range(attempts):
@@ -265,28 +350,3 @@ def _read_info(path):
     return info
 
 
-def load_network(prefix, device="cpu"):
-    """A saved model ready for prediction: (info, schema, vocabs, network in eval mode)."""
-    from . import architecture, lfdata, vocab
-
-    info, tensors = load_model(prefix)
-    try:
-        schema = lfdata.FeatureSchema.from_json(info["schema"])
-        vocabs = {k: vocab.Vocab.from_json(k, v) for k, v in info["vocabs"].items()}
-        network = architecture.build_network(info["arch"])
-        network.load_state_dict(tensors["model"])
-        network.temperature = temperature_of(info, prefix)
-    except UserError:
-        raise
-    except Exception as e:  # a damaged model, or a user module that fails to build
-        raise ModelError(f"{json_path(prefix)}: the model does not fit its network ({_one_line(e)})") from None
-    return info, schema, vocabs, network.to(device).eval()
-
-
-def temperature_of(info, prefix):
-    """The saved temperature of the network's probabilities (1 for models saved before
-    there was one), checked: a positive finite number."""
-    value = info.get("temperature", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ModelError(f"{json_path(prefix)}: 'temperature' must be a positive number, not {value!r}")
-    return float(value)

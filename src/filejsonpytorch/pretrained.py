@@ -39,7 +39,7 @@ def init_pretrained(network, loaded, arch):
         tables = [m.encoder.embeddings[emb_id] for m in members
                   if hasattr(m, "encoder") and emb_id in m.encoder.embeddings]
         if not tables:
-            log.warning("module %s has no embedding %r: its pre-trained vectors are not used", arch["module"], emb_id)
+            log.warning("module %s has no embedding %r: its pre-trained vectors are not used", arch.module, emb_id)
         with torch.no_grad():
             for table in tables:
                 table.weight.copy_(torch.from_numpy(result.matrix))

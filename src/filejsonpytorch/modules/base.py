@@ -1,8 +1,8 @@
 """The base class of every network module, built-in or written by a user.
 
-A module is built from the architecture spec (a JSON-able dict, see
-`filejsonpytorch.architecture`) and gets batches as dicts of tensors (see
-`filejsonpytorch.modules.encoder`). Subclasses implement `forward(batch)` returning
+A module is built from the architecture (an `Architecture`, see
+`filejsonpytorch.architecture`: `arch.task`, `arch.n_outputs`, `arch.hparams`, ...) and
+gets batches as dicts of tensors (see `filejsonpytorch.modules.encoder`). Subclasses implement `forward(batch)` returning
 scores: [B, C] for classification, [B, T, C] for sequence tagging, [B] for regression.
 The default `loss` and `predict` fit those scores; a module with another output (a CRF,
 say) overrides them. Whatever `predict` returns, the probabilities the application
@@ -30,10 +30,21 @@ class LFModule(nn.Module):
 
     def __init__(self, arch):
         super().__init__()
-        self.arch = arch
-        self.task = arch["task"]
-        self.n_outputs = arch["n_outputs"]
-        self.hp = {**self.hparams, **arch.get("hparams", {})}
+        self.task = arch.task
+        self.n_outputs = arch.n_outputs
+        self.hp = {**self.hparams, **arch.hparams}
+        self.arch = arch.replace(lists=self.list_layers(arch.lists))
+
+    @classmethod
+    def data_hparams(cls, schema):
+        """-> (the hyper-parameters this data changes from the defaults above, why): the
+        place for a module's data-dependent defaults. None by default."""
+        return {}, None
+
+    def list_layers(self, lists):
+        """The layers this module reads its list features with (see `Architecture.lists`;
+        `self.hp` is set): the architecture's by default."""
+        return lists
 
     def initialise_from(self, batches):
         """Called once before training from scratch, with the training data as batches (an

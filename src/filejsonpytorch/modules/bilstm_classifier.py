@@ -8,6 +8,7 @@ Hyper-parameters: lstm_hidden (per direction), hidden, dropout.
 
 from torch import nn
 
+from ..vocab import CHARS_EMB_ID
 from .base import LFModule
 from .encoder import InputEncoder
 
@@ -18,15 +19,18 @@ class BiLSTMClassifier(LFModule):
 
     def __init__(self, arch):
         super().__init__(arch)
-        lists = [spec if spec["emb"] == "chars" else {"emb": spec["emb"], "layer": "lstm", "hidden": self.hp["lstm_hidden"]}
-                 for spec in arch["lists"]]
-        self.arch = {**arch, "lists": lists}
         self.encoder = InputEncoder(self.arch)
         self.layers = nn.Sequential(
             nn.Dropout(self.hp["dropout"]), nn.Linear(self.encoder.out_dim, self.hp["hidden"]), nn.ReLU(),
             nn.Dropout(self.hp["dropout"]), nn.Linear(self.hp["hidden"], self.n_outputs),
         )
 
+    def list_layers(self, lists):
+        """A BiLSTM of lstm_hidden units for every list but the characters'."""
+        return [spec if spec["emb"] == CHARS_EMB_ID else {"emb": spec["emb"], "layer": "lstm", "hidden": self.hp["lstm_hidden"]}
+                for spec in lists]
+
     def forward(self, batch):
+        """[B, C] label scores, or [B] values for regression."""
         scores = self.layers(self.encoder(batch))
         return scores.squeeze(-1) if self.task == "regression" else scores

@@ -24,14 +24,16 @@ class BiLSTMCRF(BiLSTMTagger):
 
     def __init__(self, arch):
         super().__init__(arch)
-        allowed = chunk_transitions(arch["labels"]) if self.hp["constrain_chunks"] else None
+        allowed = chunk_transitions(arch.labels) if self.hp["constrain_chunks"] else None
         self.crf = CRF(self.n_outputs, allowed)
 
     def loss(self, scores, batch):
+        """scores [B, T, C] -> the mean negative log-likelihood per real element, a scalar."""
         mask = batch["mask"]
         return self.crf.neg_log_likelihood(scores, batch["target"], mask) / mask.sum()
 
     def predict(self, scores, batch):
+        """scores [B, T, C] -> (labels long [B, T], marginal probabilities [B, T, C])."""
         mask = batch["mask"]
         marginals = self.crf.marginals(scores.double(), mask)
         if self.hp["decode"] == "viterbi":

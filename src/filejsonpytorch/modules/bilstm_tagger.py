@@ -5,8 +5,7 @@ non-linear layer, and read in both directions by a masked bidirectional LSTM who
 states give each element's label scores (Graves & Schmidhuber 2005; Huang, Xu & Yu 2015).
 Padded elements are packed away and never seen by the LSTM. As the LSTM reads the
 neighbours itself, the default architecture leaves out the window features of other
-positions than the element's own (`reads_neighbours`): on our UD English POS split,
-0.949 and 0.947 token accuracy (seeds 1, 2) without them against 0.943 with them.
+positions than the element's own (`reads_neighbours`; measured in the README).
 
 Hyper-parameters: hidden (projection units), lstm_hidden (per direction), lstm_layers,
 dropout.
@@ -35,6 +34,7 @@ class BiLSTMTagger(LFModule):
         self.output = nn.Sequential(nn.Dropout(hp["dropout"]), nn.Linear(2 * hp["lstm_hidden"], self.n_outputs))
 
     def forward(self, batch):
+        """A sequence batch (see encoder.py; mask [B, T]) -> label scores [B, T, C]."""
         mask = batch["mask"]
         x = self.project(self.encoder(batch))
         if x.shape[0] == 1:  # a single sequence (application) has no padding to pack away

@@ -11,6 +11,7 @@ Hyper-parameters: widths (filter widths), channels (filters per width), dropout.
 
 from torch import nn
 
+from ..vocab import CHARS_EMB_ID
 from .base import LFModule
 from .encoder import InputEncoder
 
@@ -20,14 +21,16 @@ class CNNClassifier(LFModule):
     tasks = {"classification", "regression"}
 
     def __init__(self, arch):
-        lists = [{**spec, "layer": "cnn"} if spec["emb"] != "chars" else spec for spec in arch["lists"]]
-        super().__init__({**arch, "lists": lists})
-        for spec in lists:
-            if spec["emb"] != "chars":
-                spec.update(widths=self.hp["widths"], channels=self.hp["channels"])
+        super().__init__(arch)
         self.encoder = InputEncoder(self.arch)
         self.output = nn.Sequential(nn.Dropout(self.hp["dropout"]), nn.Linear(self.encoder.out_dim, self.n_outputs))
 
+    def list_layers(self, lists):
+        """Convolutions of the widths and channels above for every list but the characters'."""
+        return [spec if spec["emb"] == CHARS_EMB_ID else
+                {**spec, "layer": "cnn", "widths": self.hp["widths"], "channels": self.hp["channels"]} for spec in lists]
+
     def forward(self, batch):
+        """[B, C] label scores, or [B] values for regression."""
         scores = self.output(self.encoder(batch))
         return scores.squeeze(-1) if self.task == "regression" else scores

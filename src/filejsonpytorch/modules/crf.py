@@ -26,7 +26,6 @@ left-aligned, every sequence at least one step long):
     crf.viterbi(emissions, mask)                   # long [B, T], padding 0
     crf.marginals(emissions, mask)                 # float [B, T, C]
     chunk_transitions(labels)                      # `allowed` for chunk labels, or None
-    looks_like_chunk_labels(labels)                # bool
 
 `allowed` is a bool tensor [C + 1, C]: rows 0..C-1 say which transitions
 prev -> next may occur, row C which tags may start a sequence. Disallowed ones get
@@ -43,18 +42,14 @@ constrained.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import numpy as np
 import torch
 from torch import nn
 
-from ..metrics import detect_scheme
+from ..chunks import transitions
 
 DISALLOWED_SCORE = -10000.0
 INIT_RANGE = 0.1
-
-OUTSIDE = "O"
 
 
 class CRF(nn.Module):
@@ -225,37 +220,10 @@ class CRF(nn.Module):
 
 
 def chunk_transitions(labels: list[str]) -> torch.Tensor | None:
-    """The `allowed` tensor [C + 1, C] for chunk labels, None if they are not chunk labels.
-
-    A label may follow another (or start a sequence) unless one of its parts is an
-    inside part "T|I" (or "I-T") and the previous label has no part of type T.
-    """
-    scheme = detect_scheme(labels)
-    if scheme is None:
-        return None
-    parts = [_chunk_parts(label, scheme) for label in labels]
-    previous = parts + [[]]  # the last row is the start: no chunk is open there
-    rows = [[_may_follow(prev, nxt) for nxt in parts] for prev in previous]
-    return torch.tensor(rows, dtype=torch.bool)
-
-
-def looks_like_chunk_labels(labels: Iterable[str]) -> bool:
-    """True if the labels are LF chunk labels ("T|B", "T|I", "O") or CoNLL B-/I- labels."""
-    return detect_scheme(labels) is not None
-
-
-def _chunk_parts(label: str, scheme: str) -> list[tuple[str, str]]:
-    """(type, code) for each chunk a label takes part in; code is "B" or "I"."""
-    if label == OUTSIDE:
-        return []
-    if scheme == "lf":
-        return [tuple(part.split("|")) for part in label.split(",")]
-    return [(label[2:], label[0])]
-
-
-def _may_follow(previous: list[tuple[str, str]], following: list[tuple[str, str]]) -> bool:
-    open_types = {chunk_type for chunk_type, _ in previous}
-    return all(code == "B" or chunk_type in open_types for chunk_type, code in following)
+    """The `allowed` tensor [C + 1, C] for chunk labels (see chunks.transitions), None if
+    they are not chunk labels."""
+    rows = transitions(labels)
+    return None if rows is None else torch.tensor(rows, dtype=torch.bool)
 
 
 def _small_uniform(*shape: int) -> torch.Tensor:

@@ -5,6 +5,8 @@ The batch is a dict of tensors (see `filejsonpytorch.batches`):
   numeric  float [B, M] or [B, T, M]   standardised numbers and 0/1 booleans
   lists    list of long [B, L] or [B, T, L], one per list (n-gram) feature, 0 = padding
   mask     bool  [B, T]                real elements (sequences only)
+  target   long [B] or [B, T], float [B] for regression: the labels (not when applying)
+Training (`TensorData.batch`) and application (`request_batch`) build this same batch.
 
 `InputEncoder(arch)` embeds every nominal feature (but the columns listed in the
 architecture's `ignore_nominal`) with the embedding of its id, encodes every list feature
@@ -19,6 +21,8 @@ from torch.nn import functional as F
 
 
 class OneHot(nn.Module):
+    """long ids [...] -> one-hot float vectors [..., size]."""
+
     def __init__(self, size):
         super().__init__()
         self.embedding_dim = size
@@ -46,16 +50,16 @@ class MappedEmbedding(nn.Module):
 
 
 def make_embedding(spec):
-    """spec: {"vocab_size", "dims", "train"} -> a module mapping ids to vectors."""
-    if spec["train"] == "onehot":
-        return OneHot(spec["vocab_size"])
-    if spec["train"] == "mapping":
-        return MappedEmbedding(spec["vocab_size"], spec["dims"])
-    embedding = nn.Embedding(spec["vocab_size"], spec["dims"], padding_idx=0)
-    nn.init.normal_(embedding.weight, std=1.0 / spec["dims"] ** 0.5)
+    """An architecture.Embedding -> a module mapping long ids [...] to vectors [..., dims]."""
+    if spec.train == "onehot":
+        return OneHot(spec.vocab_size)
+    if spec.train == "mapping":
+        return MappedEmbedding(spec.vocab_size, spec.dims)
+    embedding = nn.Embedding(spec.vocab_size, spec.dims, padding_idx=0)
+    nn.init.normal_(embedding.weight, std=1.0 / spec.dims ** 0.5)
     with torch.no_grad():
         embedding.weight[0].zero_()
-    embedding.weight.requires_grad_(spec["train"] != "no")
+    embedding.weight.requires_grad_(spec.train != "no")
     return embedding
 
 
@@ -70,6 +74,7 @@ class ListCNN(nn.Module):
         self.out_dim = channels * len(widths) + (dims if mean else 0)
 
     def forward(self, vectors, mask):
+        """vectors [N, L, dims], mask bool [N, L] (real positions) -> [N, out_dim]."""
         vectors = vectors * mask.unsqueeze(-1)
         x = vectors.transpose(1, 2)
         length = x.shape[-1]
@@ -155,6 +160,7 @@ class ListLSTM(nn.Module):
         self.out_dim = 2 * hidden
 
     def forward(self, vectors, mask):
+        """vectors [N, L, dims], mask bool [N, L] -> [N, 2 * hidden]; zeros for an empty list."""
         lengths = mask.sum(-1)
         packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.lstm(packed)
@@ -163,16 +169,19 @@ class ListLSTM(nn.Module):
 
 
 class InputEncoder(nn.Module):
+    """One vector of `out_dim` values per instance, [B, out_dim], or per sequence element,
+    [B, T, out_dim], from a batch as described above."""
+
     def __init__(self, arch):
         super().__init__()
-        emb_specs = arch["embeddings"]
+        emb_specs = arch.embeddings
         self.embeddings = nn.ModuleDict({k: make_embedding(s) for k, s in emb_specs.items()})
-        self.nominal_groups = self._group_columns(arch["nominal"], arch.get("ignore_nominal", []))
-        self.list_specs = arch["lists"]
-        self.list_encoders = nn.ModuleList(self._list_encoder(s, emb_specs[s["emb"]]) for s in arch["lists"])
+        self.nominal_groups = self._group_columns(arch.nominal, arch.ignore_nominal)
+        self.list_specs = arch.lists
+        self.list_encoders = nn.ModuleList(self._list_encoder(s, emb_specs[s["emb"]]) for s in arch.lists)
         self.out_dim = (
             sum(len(cols) * self._dims(emb_specs[k]) for k, cols in self.nominal_groups)
-            + arch["numeric"]
+            + arch.numeric
             + sum(e.out_dim for e in self.list_encoders)
         )
 
@@ -186,7 +195,7 @@ class InputEncoder(nn.Module):
 
     @staticmethod
     def _dims(spec):
-        return spec["vocab_size"] if spec["train"] == "onehot" else spec["dims"]
+        return spec.vocab_size if spec.train == "onehot" else spec.dims
 
     def _list_encoder(self, spec, emb_spec):
         dims = self._dims(emb_spec)
@@ -198,6 +207,7 @@ class InputEncoder(nn.Module):
         return self.embeddings[emb_id](ids)
 
     def forward(self, batch):
+        """A batch (see above) -> [B, out_dim], or [B, T, out_dim] for sequences."""
         parts = []
         nominal = batch["nominal"]
         for emb_id, columns in self.nominal_groups:

@@ -8,16 +8,16 @@ module does. Averaging networks that differ only by chance can remove much of th
 variance that small training sets give a single network (Lakshminarayanan et al. 2017,
 "deep ensembles").
 
-The trainer builds one when the architecture's "ensemble" is above 1 (`--ensemble N`),
-and saves the networks of a cross-validation as one (`--folds K`: each trained alone on
-its folds, see `train.CrossValidation`); any module, a user's included, can be a member.
+network.py builds one when the architecture's "ensemble" is above 1 (`--ensemble N`),
+and cross-validation saves its networks as one (`--folds K`: each trained alone on its
+folds, see `training/crossval.py`); any module, a user's included, can be a member.
 """
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import LFModule
+from .modules.base import LFModule
 
 
 class Ensemble(LFModule):

@@ -1,0 +1,41 @@
+"""The data to train and validate on: the LF data file, the --valfile, the split between them."""
+
+import logging
+import time
+
+import numpy as np
+
+from .. import lfdata
+
+log = logging.getLogger("filejsonpytorch")
+
+
+def training_data(args, model):
+    """(training set, validation set or None) for a resumed model; for a cross-validation
+    all the data is the training set."""
+    data, val_set = read_datasets(args, model.schema, model.vocabs)
+    if val_set is not None or model.arch.training.folds > 1:
+        return data, val_set
+    return split(data, args.valsize, args.seed)
+
+
+def read_datasets(args, schema, vocabs):
+    """(the training file's data, the --valfile's or None)."""
+    encoder = lfdata.Encoder(schema, vocabs)
+    data_path = lfdata.data_file_for(args.metafile)
+    started = time.time()
+    data = lfdata.read_dataset(data_path, schema, encoder)
+    log.info("read %d %s from %s in %.1fs", len(data), "sequences" if schema.is_sequence else "instances",
+             data_path, time.time() - started)
+    return data, lfdata.read_dataset(args.valfile, schema, encoder) if args.valfile else None
+
+
+def split(data, valsize, seed):
+    n = len(data)
+    n_val = int(round(valsize * n)) if valsize < 1 else int(valsize)
+    n_val = min(n_val, n - 1)
+    if n_val <= 0:
+        log.warning("no validation set (%d instances): saving the model after every epoch", n)
+        return data, None
+    order = np.random.default_rng(seed).permutation(n)
+    return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))

@@ -1,0 +1,93 @@
+"""Setting up the model to train: a new one from the LF metadata, or a saved one resumed."""
+
+import logging
+
+import numpy as np
+
+from .. import lfdata, model_io, vocab
+from ..architecture import load_arch_file, set_hparams
+from ..default_architecture import add_char_features, architecture_for
+from ..config import parse_maxlens
+from ..model_io import Model
+from ..network import build_network, find_module
+from ..pretrained import init_pretrained, prepare_pretrained
+from .crossval import folds_for
+from .data import read_datasets, split
+
+log = logging.getLogger("filejsonpytorch")
+
+
+def new_model(args):
+    """-> (the model built from the metadata, training set, validation set or None); the
+    sets are None with --notrain, which reads no data."""
+    arch_file = load_arch_file(args.arch) if args.arch else None
+    meta = lfdata.read_meta(args.metafile)
+    attributes = meta["featureInfo"].get("attributes", [])
+    schema = lfdata.schema_from_meta(meta, args.metafile)
+    peeked = lfdata.peek_first_values(lfdata.data_file_for(args.metafile), schema.is_sequence)
+    lfdata.detect_list_features(schema, peeked)
+    schema.maxlens = parse_maxlens(args.maxlens, schema, attributes)
+    settings = vocab.embedding_settings(schema, attributes, vocab.parse_embs(args.embs))
+    for emb in settings.values():
+        emb.add_file_words = args.emb_addwords
+    vocabs = vocab.build_vocabs(schema, meta["featureStats"], settings)
+    if args.chars:
+        sources = add_char_features(schema, vocabs, meta["featureStats"])
+        if sources:
+            log.info("character features for %s: a CNN over each word's characters, so unseen words are not blind",
+                     ", ".join(sources))
+    pretrained = prepare_pretrained(vocabs, args.datadir, np.random.default_rng(args.seed))
+    train_set = val_set = None
+    folds = args.folds or 1
+    if not args.notrain:
+        data, val_set = read_datasets(args, schema, vocabs)
+        folds = folds_for(args, schema, len(data), arch_file)
+        train_set, val_set = (data, val_set) if folds > 1 or val_set is not None else split(data, args.valsize, args.seed)
+        fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
+    arch = architecture_for(args, schema, vocabs, arch_file, folds)
+    network = build_network(arch)
+    init_pretrained(network, pretrained, arch)
+    return Model(schema, vocabs, arch, network, options=run_options(args)), train_set, val_set
+
+
+def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
+    """Keeps the values that occur in the training part (or have a pre-trained vector):
+    the meta's counts may cover more data than we train on, and a value never trained
+    is better read as out-of-vocabulary than through a random vector."""
+    counts = train_set.id_counts(schema, {k: len(v) for k, v in vocabs.items()})
+    tables = {}
+    for emb_id, v in vocabs.items():
+        keep = counts[emb_id] > 0
+        if emb_id in pretrained:
+            keep |= pretrained[emb_id].found
+        before = len(v)
+        vocabs[emb_id], tables[emb_id], kept = v.pruned(keep, counts[emb_id])
+        if emb_id in pretrained:
+            pretrained[emb_id].matrix = pretrained[emb_id].matrix[kept]
+        if len(vocabs[emb_id]) < before:
+            log.info("embedding id %r: %d of %d values occur in the training data", emb_id, len(vocabs[emb_id]) - 2, before - 2)
+    for data in (train_set, val_set):
+        if data is not None:
+            data.remap(schema, tables)
+
+
+def resumed_model(args):
+    """The saved model, to train further: its network, history, position and optimizer
+    state (a cross-validation model has none: its networks' optimizers start afresh)."""
+    model = model_io.read_model(args.modelprefix)
+    arch = model.arch.with_training_options(args.learningrate, args.batchsize)
+    declared = find_module(arch.module).hparams
+    if args.hparams and set_hparams(arch.hparams, declared, arch.module, args.hparams) != arch.hparams:
+        log.warning("--hparams ignored: a resumed network keeps the hyper-parameters it was built with")
+    if args.ensemble is not None and args.ensemble != arch.ensemble:
+        log.warning("--ensemble ignored: a resumed network keeps the %d network(s) it was built with", arch.ensemble)
+    if args.folds is not None and args.folds != arch.training.folds:
+        log.warning("--folds ignored: a resumed model keeps the %d fold(s) it was trained with", arch.training.folds)
+    log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), model.position.get("epoch", 0))
+    model.options = run_options(args)
+    return model
+
+
+def run_options(args):
+    """The options of this run, as the model file records them."""
+    return {k: v for k, v in vars(args).items() if k != "explicit"}

@@ -1,0 +1,227 @@
+"""The trainer: one network, one epoch loop (Adam on shuffled batches), regular validation,
+early stopping and the calibration of its probabilities.
+
+What happens to the network it improves is the caller's: the trainer announces it through
+two hooks, callables given to its constructor, each called with the trainer:
+  on_improvement(trainer)  the network is the best so far (or, without a validation set,
+                           has finished an epoch): keep it now, it may change from the next batch
+  on_finish(trainer)       training has ended: --maxepochs reached, an early stop, a stop request
+`train_one_network` is the ordinary run, writing the model file at each improvement;
+cross-validation (crossval.py) drives the same trainer for each of its networks.
+"""
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from .. import model_io
+from ..batches import Passes, TensorData, epoch_order, to_device
+from ..calibration import MIN_ITEMS
+from ..errors import EXIT_DATA, UserError
+from .stop import StopRequest
+from .validation import Totals, best_of, count_correct, is_better, validation_pass
+from .word_dropout import WordDropout
+
+log = logging.getLogger("filejsonpytorch")
+
+
+class TrainingDiverged(UserError):
+    exit_code = EXIT_DATA
+
+
+class Trainer:
+    """Trains `model.network` on train_set, validating on val_set (or None); `model`'s
+    history and position are kept up to date. See the module's docstring for the hooks."""
+
+    def __init__(self, args, model, device, train_set, val_set, on_improvement, on_finish=None):
+        self.args, self.model, self.network, self.device = args, model, model.network, device
+        self.on_improvement, self.on_finish = on_improvement, on_finish or (lambda trainer: None)
+        self.task = model.arch.task
+        self.metric = "loss" if self.task == "regression" else args.es_metric
+        training = model.arch.training
+        self.batch_size = int(training.batchsize)
+        self.train_data = TensorData(train_set)
+        self.val_data = TensorData(val_set) if val_set is not None else None
+        self.optimizer = torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=training.learningrate)
+        if model.optimizer_state:
+            self.optimizer.load_state_dict(model.optimizer_state)
+        if not model.history:
+            self.network.initialise_from(Passes(self.train_data, 1024, device))
+        self.grad_clip = training.grad_clip or 0
+        self.word_dropout = WordDropout(model.arch, model.vocabs, training.word_dropout or 0)
+        self.rng = np.random.default_rng(args.seed + model.position["epoch"])
+        self.stop = StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
+        self.best = best_of(model.history, self.metric)
+        self.calibration = None
+        self.bad_validations = 0
+        self.batches_per_epoch = math.ceil(self.train_data.size / self.batch_size)
+        self.report_every = self._every(args.repeverybatches, args.repeveryinstances, max(50, self.batches_per_epoch // 10))
+        self.validate_every = self._every(args.valeverybatches, args.valeveryinstances, None)
+
+    def _every(self, batches, instances, default):
+        if batches:
+            return batches
+        if instances:
+            return max(1, math.ceil(instances / self.batch_size))
+        return default
+
+    def run(self):
+        with self.stop:
+            self._run()
+
+    def _run(self):
+        args = self.args
+        log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d",
+                 self.train_data.size, self.val_data.size if self.val_data else 0,
+                 "sequences" if self.train_data.is_sequence else "instances",
+                 self.batch_size, self.model.arch.training.learningrate, self.metric, args.es_patience)
+        first_epoch = self.model.position["epoch"] + 1
+        self.started = time.time()
+        self.total_batches = args.maxepochs * self.batches_per_epoch
+        self.done_batches = self.seen = 0
+        for epoch in range(first_epoch, first_epoch + args.maxepochs):
+            finished = self.run_epoch(epoch)
+            if finished:
+                break
+        else:
+            log.info("reached --maxepochs %d", args.maxepochs)
+        self.on_finish(self)
+
+    def run_epoch(self, epoch):
+        self.network.train()
+        totals = Totals()
+        batches = epoch_order(self.train_data, self.batch_size, self.rng, shuffle=not self.args.noshuffle)
+        for number, indices in enumerate(batches, 1):
+            self.train_step(indices, totals)
+            self.done_batches += 1
+            if number % self.report_every == 0:
+                self.report(epoch, number, totals)
+                totals = Totals()
+            if self.validate_every and number % self.validate_every == 0 and number < len(batches):
+                if self.validate(epoch, number):
+                    return True
+            if self.stop.check():
+                log.info("stopping: %s", self.stop.reason)
+                return True
+        self.model.position["epoch"] = epoch
+        if epoch % self.args.valeveryepochs == 0 or self.val_data is None:
+            return self.validate(epoch, len(batches))
+        return False
+
+    def train_step(self, indices, totals):
+        batch = to_device(self.word_dropout(self.train_data.batch(indices)), self.device)
+        scores = self.network(batch)
+        loss = self.network.loss(scores, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            self.clip_gradients()
+        self.optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the training loss became {value}: lower --learningrate, or check the data for "
+                                   f"extreme numbers; the last good model is kept")
+        totals.add(value, *count_correct(self.network, scores, batch))
+        self.model.position["instances"] += len(indices)
+        self.seen += len(indices)
+
+    def clip_gradients(self):
+        # an ensemble's loss is the mean of its members', which scales each member's
+        # gradient by 1/N: clipping each at 1/N of the threshold trains it as if alone
+        members = getattr(self.network, "members", [self.network])
+        for member in members:
+            torch.nn.utils.clip_grad_norm_(member.parameters(), self.grad_clip / len(members))
+
+    def report(self, epoch, number, totals):
+        log.info("epoch %d batch %d/%d: loss %.4f%s, %s", epoch, number, self.batches_per_epoch,
+                 totals.loss(), self.accuracy_text(totals), self.speed())
+
+    def speed(self):
+        """Instances per second in this run, and the time left if no early stop comes."""
+        elapsed = time.time() - self.started
+        rate = self.seen / elapsed if elapsed else 0.0
+        left = (self.total_batches - self.done_batches) * elapsed / max(1, self.done_batches)
+        unit = "sequences" if self.train_data.is_sequence else "instances"
+        return f"{rate:.0f} {unit}/s, at most {format_seconds(left)} left"
+
+    def accuracy_text(self, totals):
+        return "" if self.task == "regression" else f", accuracy {totals.accuracy():.4f}"
+
+    def validate(self, epoch, number):
+        """Evaluates; a new best (or no validation set) calls on_improvement; True means stop training."""
+        if self.val_data is None:
+            self.on_improvement(self)
+            return False
+        loss, accuracy, search = validation_pass(self.network, self.val_data, self.device)
+        entry = {"epoch": epoch, "batch": number, "loss": loss, "instances": self.model.position["instances"]}
+        if self.task == "regression":
+            entry["rmse"] = math.sqrt(loss) * self.model.schema.target_std
+        else:
+            entry["accuracy"] = accuracy
+        self.model.history.append(entry)
+        improved = is_better(entry, self.best, self.metric)
+        log.info("validation after epoch %d batch %d: loss %.4f, %s; %s%s", epoch, number, loss,
+                 f"rmse {entry['rmse']:.4f}" if "rmse" in entry else f"accuracy {accuracy:.4f}", self.speed(),
+                 " (best so far, saved)" if improved else "")
+        self.network.train()
+        if improved:
+            self.best = entry
+            self.bad_validations = 0
+            self.calibrate(search)
+            self.on_improvement(self)
+            return False
+        self.bad_validations += 1
+        if self.args.es_patience and self.bad_validations >= self.args.es_patience:
+            log.info("early stopping: no improvement of validation %s in %d validations", self.metric, self.bad_validations)
+            return True
+        return False
+
+    def calibrate(self, search):
+        """Sets the temperature of the reported probabilities from this validation pass."""
+        if search is not None:
+            temperature, loss, uncalibrated_loss = search.best()
+            self.network.temperature = temperature
+            self.calibration = (temperature, loss, uncalibrated_loss, search.items)
+
+    def log_summary(self, prefix):
+        best = self.best or {}
+        summary = ", ".join(f"{k} {best[k]:.4f}" for k in ("loss", "accuracy", "rmse") if k in best)
+        log.info("done in %s; best model (%s) in %s", format_seconds(time.time() - self.started),
+                 summary or "last epoch", model_io.json_path(prefix))
+        self.log_calibration()
+
+    def log_calibration(self):
+        if self.calibration is None:
+            return
+        temperature, loss, uncalibrated_loss, items = self.calibration
+        if items < MIN_ITEMS:
+            log.info("probabilities left as the network gives them: %d validation %s are too few to calibrate "
+                     "them (%d needed)", items, self.item_name(), MIN_ITEMS)
+        else:
+            log.info("probabilities calibrated on %d validation %s: temperature %.2f, validation log-loss %.4f -> %.4f",
+                     items, self.item_name(), temperature, uncalibrated_loss, loss)
+
+    def item_name(self):
+        return "elements" if self.train_data.is_sequence else "instances"
+
+
+def train_one_network(args, model, device, train_set, val_set):
+    """The ordinary run: the model file holds the best network so far, always."""
+    def keep(trainer):
+        model_io.write_model(args.modelprefix, model, trainer.optimizer)
+
+    def finish(trainer):
+        if trainer.best is None and trainer.val_data is not None:
+            keep(trainer)  # stopped before its first validation: the network so far
+        trainer.log_summary(args.modelprefix)
+
+    Trainer(args, model, device, train_set, val_set, on_improvement=keep, on_finish=finish).run()
+
+
+def format_seconds(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
