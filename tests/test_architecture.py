@@ -62,7 +62,7 @@ def test_an_arch_file_with_an_unknown_key_names_it(tmp_path):
     _, default = default_for("class-ionosphere")
     with pytest.raises(UsageError, match=r"--arch a.json: unknown key 'hiden'"):
         merge_arch_file("a.json", {"hiden": 3}, default)
-    with pytest.raises(UsageError, match=r"--arch a.json: 'embeddings' or 'training'"):
+    with pytest.raises(UsageError, match=r"--arch a.json: training has no setting 'momentum'"):
         merge_arch_file("a.json", {"training": {"momentum": 0.9}}, default)
     assert merge_arch_file("a.json", {"hparams": {"hidden": 7}}, default).hparams["hidden"] == 7
 
@@ -104,7 +104,7 @@ def test_the_arch_file_is_replaced_atomically(make_datadir, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(model_io.os, "replace", full_disk)
-    with pytest.raises(EnvironmentProblem, match="arch.json: cannot save"):
+    with pytest.raises(EnvironmentProblem, match="cannot write .*arch.json"):
         model_io.write_arch_file(prefix, arch.replace(module="template"))
     assert (datadir / f"{PREFIX}.arch.json").read_text(encoding="utf-8") == written
     assert [p.name for p in datadir.iterdir() if ".tmp" in p.name] == []

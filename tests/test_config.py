@@ -54,7 +54,7 @@ def test_help_lists_every_spec_option_with_its_default():
 
 @pytest.mark.parametrize("option, default", [("--maxepochs", "100"), ("--seed", "1"), ("--valsize", "0.1"),
                                              ("--es_patience", "10"), ("--stopfile", "DATADIR/STOP"),
-                                             ("--es_metric", "accuracy"), ("--ngram_layer", "cnn")])
+                                             ("--es_metric", "entity_f1 for chunk labels, else accuracy"), ("--ngram_layer", "cnn")])
 def test_help_shows_the_default_value(option, default):
     assert f"(default: {default})" in help_entries()[option]
 
@@ -71,7 +71,7 @@ def test_help_exits_zero(capsys):
 
 def test_defaults(tmp_path):
     args = parse(tmp_path)
-    assert (args.maxepochs, args.seed, args.valsize, args.cuda, args.es_metric) == (100, 1, 0.1, None, "accuracy")
+    assert (args.maxepochs, args.seed, args.valsize, args.cuda, args.es_metric) == (100, 1, 0.1, None, None)
     assert args.datadir == str(tmp_path) and args.explicit == set()
 
 
@@ -178,7 +178,7 @@ def test_host_keys_in_yaml_are_ignored(tmp_path):
     ("maxepochs: many\n", "maxepochs"),
     ("maxepochs: 0\n", "maxepochs"),
     ("cuda: maybe\n", "cuda"),
-    ("es_metric: f1\n", "es_metric must be one of loss, accuracy"),
+    ("es_metric: f1\n", "es_metric must be one of loss, accuracy, entity_f1"),
     ("noshuffle: 3\n", "noshuffle must be true or false"),
     ("maxepochs: [1\n", "not valid YAML"),
     ("- maxepochs\n- 3\n", "expected key: value lines"),

@@ -24,7 +24,7 @@ from filejsonpytorch.modules.encoder import NaiveBayesBag
 from filejsonpytorch.train import main as train_main
 from filejsonpytorch.training.data import training_data
 from filejsonpytorch.training.setup import resumed_model
-from filejsonpytorch.training.trainer import Trainer
+from filejsonpytorch.training.trainer import Hooks, Trainer
 
 from conftest import SHARED_DATA
 
@@ -297,7 +297,7 @@ def test_mlp_on_lists_counts_naive_bayes_once_and_adds_it_only_outside_training(
     args = parse_train_args([str(datadir / "crvd.meta.json"), str(prefix), "--resume"])
     model = resumed_model(args)
     model.network.bags[0].scores.zero_()
-    Trainer(args, model, torch.device("cpu"), *training_data(args, model), on_improvement=lambda trainer: None)
+    Trainer(args, model, torch.device("cpu"), *training_data(args, model), Hooks())
     assert model.network.bags[0].scores.abs().sum() == 0  # not counted again on resume
 
 

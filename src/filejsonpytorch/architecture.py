@@ -153,6 +153,7 @@ def merge_arch_file(path, arch, default):
     merged["embeddings"] = {k: {**spec, **arch.get("embeddings", {}).get(k, {}), "vocab_size": spec["vocab_size"]}
                             for k, spec in default["embeddings"].items()}
     _check_inputs(path, merged, default)
+    _check_values(path, merged)
     try:
         return Architecture.from_json(merged)
     except ValueError as e:
@@ -169,25 +170,57 @@ def _check_inputs(path, merged, default):
                          f"(0 to {len(merged['nominal']) - 1}), got {json.dumps(ignored)}")
 
 
-def set_hparams(hparams, declared, module, settings):
-    """`hparams` with `--hparams` settings applied; each must be one the module declares
-    (`declared`: its defaults), with a value of the declared type."""
+#: (what a value must be, the test) per training setting of an --arch file
+TRAINING_RULES = {
+    "learningrate": ("a positive number", lambda v: _number(v) and 0 < v < float("inf")),
+    "batchsize": ("a positive whole number", lambda v: type(v) is int and v > 0),
+    "word_dropout": ("a number 0 or more, or null", lambda v: v is None or (_number(v) and v >= 0)),
+    "grad_clip": ("a number 0 or more, or null", lambda v: v is None or (_number(v) and v >= 0)),
+    "folds": ("a positive whole number", lambda v: type(v) is int and v > 0),
+}
+EMBEDDING_TRAIN = ("yes", "no", "mapping", "onehot")
+
+
+def _number(value):
+    return type(value) in (int, float)
+
+
+def _check_values(path, merged):
+    """The --arch file's training settings and embeddings: known keys, usable values."""
+    for key, value in merged["training"].items():
+        if key not in TRAINING_RULES:
+            raise UsageError(f"--arch {path}: training has no setting {key!r}; it has {', '.join(TRAINING_RULES)}")
+        expected, valid = TRAINING_RULES[key]
+        if not valid(value):
+            raise UsageError(f"--arch {path}: training.{key} must be {expected}, got {json.dumps(value)}")
+    for emb_id, spec in merged["embeddings"].items():
+        if not (type(spec.get("dims")) is int and spec["dims"] > 0 and spec.get("train") in EMBEDDING_TRAIN):
+            raise UsageError(f"--arch {path}: embeddings.{emb_id} needs dims (a positive whole number) and train "
+                             f"({', '.join(EMBEDDING_TRAIN)}), got {json.dumps(spec)}")
+
+
+def set_hparams(hparams, declared, module, settings, source="--hparams"):
+    """`hparams` with the settings of `source` (--hparams, or an --arch file's hparams)
+    applied; each must be one the module declares (`declared`: its defaults), with a value
+    of the declared type."""
+    if not isinstance(settings, dict):
+        raise UsageError(f"{source}: expected name: value settings, got {json.dumps(settings)}")
     hparams = dict(hparams)
     for name, value in settings.items():
         if name not in declared:
-            raise UsageError(f"--hparams: module {module!r} has no hyper-parameter {name!r}; "
+            raise UsageError(f"{source}: module {module!r} has no hyper-parameter {name!r}; "
                              f"it has {', '.join(f'{k}={json.dumps(v)}' for k, v in declared.items()) or 'none'}")
-        hparams[name] = _hparam_value(name, value, declared[name])
+        hparams[name] = _hparam_value(name, value, declared[name], source)
     return hparams
 
 
-def _hparam_value(name, value, default):
+def _hparam_value(name, value, default, source):
     kind = type(default)
     if kind is float and type(value) is int:
         return float(value)
     if default is None or type(value) is kind:
         return value
-    raise UsageError(f"--hparams: {name} must be {kind.__name__} like its default {json.dumps(default)}, "
+    raise UsageError(f"{source}: {name} must be {kind.__name__} like its default {json.dumps(default)}, "
                      f"got {json.dumps(value)}")
 
 

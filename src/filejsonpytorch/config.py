@@ -99,7 +99,9 @@ def train_parser():
     a("--batchsize", type=positive_int, default=None, help="batch size (default: from the architecture, 32)")
     a("--maxepochs", type=positive_int, default=100, help="maximum number of epochs")
     a("--es_patience", type=int, default=10, help="stop after N validations without improvement (0: never stop early)")
-    a("--es_metric", choices=["loss", "accuracy"], default="accuracy", help="what early stopping and the best model watch (regression: always loss)")
+    a("--es_metric", choices=["loss", "accuracy", "entity_f1"], default=None,
+      help="what early stopping and the best model watch, for regression always loss "
+           "(default: entity_f1 for chunk labels, else accuracy)")
     a("--stopfile", default=None, help="stop training gracefully when this file appears (default: DATADIR/STOP)")
     a("--module", default=None, help="network module: a file name in modules/ (default: chosen from the data)")
     a("--hparams", type=hparam_settings, default={}, metavar="NAME=VALUE,...",
@@ -126,6 +128,11 @@ def train_parser():
     a("--nocreate", action="store_true", help="do not even build the network; exit")
     a("--debug", action="store_true", help="more logging, and tracebacks on errors")
     return p
+
+
+def train_defaults():
+    """{option: its default} of the trainer."""
+    return {a.dest: a.default for a in train_parser()._actions if a.option_strings}
 
 
 def apply_parser():

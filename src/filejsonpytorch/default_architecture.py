@@ -137,7 +137,10 @@ def check_task(module_class, name, task):
 def read_arch_file(path, arch_file, default):
     """A user-edited architecture over the default one; its module must fit the task."""
     arch = merge_arch_file(path, arch_file, default)
-    check_task(find_module(arch.module), arch.module, arch.task)
+    module_class = find_module(arch.module)
+    check_task(module_class, arch.module, arch.task)
+    arch.hparams = set_hparams(arch.hparams, module_class.hparams, arch.module, arch_file.get("hparams", {}),
+                               f"--arch {path}: hparams")
     return arch
 
 

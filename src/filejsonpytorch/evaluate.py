@@ -45,7 +45,11 @@ def evaluate(prefix, datafile):
 def report(network, schema, data):
     """The report of `network` on a parsed data set; training writes the same for its
     validation set (PREFIX.report.json)."""
-    predicted, probabilities = predict_all(network, TensorData(data))
+    return report_of_predictions(schema, data, *predict_all(network, TensorData(data)))
+
+
+def report_of_predictions(schema, data, predicted, probabilities):
+    """The report of predictions (as `predict_all` gives them) against the data's targets."""
     if schema.target_kind == "numeric":
         gold = data.target * schema.target_std + schema.target_mean
         values = predicted * schema.target_std + schema.target_mean

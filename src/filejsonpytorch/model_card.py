@@ -8,7 +8,6 @@ validation report, so the two always agree.
 import os
 import platform
 import sys
-import tempfile
 
 from . import __version__
 
@@ -21,20 +20,6 @@ def model_card(info, facts, report):
                 _versions(), _usage()]
     name = os.path.basename(info.get("options", {}).get("modelprefix") or "PREFIX")
     return "\n\n".join(sections).replace("PREFIX", name) + "\n"
-
-
-def write_model_card(prefix, text):
-    """Writes PREFIX.md atomically (a reader never sees half a card)."""
-    directory = os.path.dirname(os.path.abspath(prefix))
-    descriptor, temporary = tempfile.mkstemp(prefix=".card-", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temporary, f"{prefix}.md")
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _title(info):
@@ -126,7 +111,9 @@ def _validation(info, report):
         else "probabilities as the network gives them (temperature 1)"
     if report is None:
         return f"## Validation\n\nNo validation set was scored; {calibration}."
-    lines = ["## Validation", "", f"On the validation data (the full report: `PREFIX.report.json`); {calibration}.", ""]
+    scored = ("each network on the fold it did not train on" if info["arch"]["training"].get("folds", 1) > 1
+              else "the validation data")
+    lines = ["## Validation", "", f"Scored on {scored} (the full report: `PREFIX.report.json`); {calibration}.", ""]
     lines += _figures(report)
     return "\n".join(lines)
 

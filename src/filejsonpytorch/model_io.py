@@ -196,8 +196,17 @@ def _save_tensors(tensors, f):
 
 
 def _cannot_save(path, error):
-    return EnvironmentProblem(f"{path}: cannot save the model ({error.strerror or error}); "
-                              f"the previous model, if any, is kept")
+    return EnvironmentProblem(f"cannot write {path} ({error.strerror or error}); the previous model, if any, is kept")
+
+
+def prepare_directory(prefix):
+    """Makes the directory the model files go into; EnvironmentProblem if it cannot be."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot write {prefix}: {directory} is not a directory that can be made or "
+                                 f"written ({e.strerror or e})") from None
 
 
 def _current_tensor_file(prefix):

@@ -73,7 +73,7 @@ def _epoch(row, rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="filejsonpytorch-plot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="filejsonpytorch-plot", description=__doc__.splitlines()[0].split(": ")[0])
     parser.add_argument("prefixes", nargs="+", help="model prefixes whose PREFIX.history.tsv to draw")
     parser.add_argument("--output", help="the PNG to write")
     args = parser.parse_args(argv)

@@ -11,12 +11,12 @@ The parts, in the order a run meets them (all in `training/`):
   crossval.py      K networks by cross-validation, each trained by the same trainer
   word_dropout.py  rare values replaced by out-of-vocabulary during training
   validation.py    the validation pass and which result is the better
+  reports.py       the history, learning curves, validation report and model card
   stop.py          the stop file and signals
 The model file is written and read by `model_io.py` alone.
 """
 
 import logging
-import os
 import sys
 
 import torch
@@ -27,6 +27,7 @@ from .errors import EnvironmentProblem
 from .logs import run_main, setup_logging
 from .training.crossval import CrossValidation
 from .training.data import training_data
+from .training.reports import TrainingReports
 from .training.setup import new_model, resumed_model
 from .training.trainer import train_one_network
 
@@ -42,7 +43,7 @@ def train(args):
         setup_logging(args.debug)
         log.info("--nocreate: nothing to do")
         return 0
-    os.makedirs(os.path.dirname(os.path.abspath(args.modelprefix)), exist_ok=True)
+    model_io.prepare_directory(args.modelprefix)
     setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
     if args.from_yaml:
         log.info("options from %s: %s", args.yaml_file, ", ".join(f"{k}={v}" for k, v in args.from_yaml.items()))
@@ -59,12 +60,13 @@ def train(args):
         return 0
     if train_set is None:
         train_set, val_set = training_data(args, model)
+    reports = TrainingReports(args, (train_set, val_set))
     if model.arch.training.folds > 1:
         if val_set is not None:
             log.warning("--valfile ignored: this model is trained by cross-validation, each network validated on a fold")
-        CrossValidation(args, model, device, train_set).run()
+        CrossValidation(args, model, device, train_set, reports).run()
     else:
-        train_one_network(args, model, device, train_set, val_set)
+        train_one_network(args, model, device, train_set, val_set, reports)
     return 0
 
 

@@ -10,12 +10,13 @@ import numpy as np
 
 from .. import architecture, model_io
 from ..batches import TensorData
+from ..evaluate import predict_all, report_of_predictions
 from ..calibration import TemperatureSearch
 from ..errors import UsageError
 from ..model_io import Model
 from ..ensemble import Ensemble
 from ..network import build_network
-from .trainer import Trainer, format_seconds
+from .trainer import Hooks, Trainer, format_seconds
 from .validation import validation_pass
 
 log = logging.getLogger("filejsonpytorch")
@@ -58,8 +59,8 @@ class CrossValidation:
     an interrupted run leaves a usable model. --resume goes on with the network the run
     did not finish and trains the missing ones; when all were finished, it trains each further."""
 
-    def __init__(self, args, model, device, data):
-        self.args, self.model, self.device, self.data = args, model, device, data
+    def __init__(self, args, model, device, data, reports):
+        self.args, self.model, self.device, self.data, self.reports = args, model, device, data, reports
         self.k = model.arch.training.folds
         self.member_arch = model.arch.replace(ensemble=1)
         saved = model.network.members if hasattr(model.network, "members") else [model.network]
@@ -91,6 +92,7 @@ class CrossValidation:
             if trainer.stop.reason:
                 break
         self.report(done, time.time() - started)
+        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(done))
 
     def train_member(self, i, member, fold, done):
         """Trains network i on all folds but its own; at each new best, the ensemble of the
@@ -112,8 +114,9 @@ class CrossValidation:
             if best:
                 member.load_state_dict(best["state"])
 
-        trainer = Trainer(args, model, self.device, self.data.subset(rest), self.data.subset(fold),
-                          on_improvement=keep, on_finish=restore)
+        hooks = Hooks(on_improvement=keep, on_finish=restore).then(self.reports.hooks(network=i + 1))
+        trainer = Trainer(args, model, self.device, self.data.subset(rest), self.data.subset(fold), hooks,
+                          part=(i + 1, self.k))
         self.histories[i] = model.history
         trainer.run()
         self.mark_fold(model.history, i)
@@ -126,11 +129,28 @@ class CrossValidation:
 
     def score(self, member, fold):
         """Adds the network's loss on its own fold to the cross-validation figures."""
-        loss, accuracy, search = validation_pass(member, TensorData(self.data.subset(fold)), self.device)
-        self.out_of_fold.append((len(fold), loss, accuracy))
+        figures, search = validation_pass(member, TensorData(self.data.subset(fold)), self.device)
+        self.out_of_fold.append((len(fold), figures["loss"], figures["accuracy"]))
         if search is not None:
             self.search.loss_sums += search.loss_sums
             self.search.items += search.items
+
+    def out_of_fold_report(self, members):
+        """The evaluation report of each network on its own fold, together."""
+        if not members:
+            return None
+        folds = self.folds[:len(members)]
+        temperature = self.search.best()[0] if self.search is not None else 1.0
+        predictions = []
+        for member, fold in zip(members, folds):
+            # out of fold, each network's probabilities are what the ensemble's temperature calibrated
+            member.eval().temperature = temperature
+            predictions.append(predict_all(member, TensorData(self.data.subset(fold))))
+            del member.temperature
+        predicted = np.concatenate([p for p, _ in predictions])
+        probabilities = None if predictions[0][1] is None else np.concatenate([q for _, q in predictions])
+        data = self.data.subset(np.concatenate(folds))
+        return report_of_predictions(self.model.schema, data, predicted, probabilities)
 
     def write_ensemble(self, members):
         """Writes the model file: the ensemble of `members`, with every network's history."""

@@ -3,11 +3,12 @@
 import logging
 
 import numpy as np
+import torch
 
 from .. import lfdata, model_io, vocab
 from ..architecture import load_arch_file, set_hparams
 from ..default_architecture import add_char_features, architecture_for
-from ..config import parse_maxlens
+from ..config import parse_maxlens, train_defaults
 from ..model_io import Model
 from ..network import build_network, find_module
 from ..pretrained import init_pretrained, prepare_pretrained
@@ -18,8 +19,10 @@ log = logging.getLogger("filejsonpytorch")
 
 
 def new_model(args):
-    """-> (the model built from the metadata, training set, validation set or None); the
-    sets are None with --notrain, which reads no data."""
+    """-> (the model built from the metadata, training set, validation set or None). The
+    data is read with --notrain too: the number of instances decides the folds, and the
+    vocabularies keep what occurs in the training part, so the model saved is the one that
+    training builds."""
     arch_file = load_arch_file(args.arch) if args.arch else None
     meta = lfdata.read_meta(args.metafile)
     attributes = meta["featureInfo"].get("attributes", [])
@@ -37,13 +40,10 @@ def new_model(args):
             log.info("character features for %s: a CNN over each word's characters, so unseen words are not blind",
                      ", ".join(sources))
     pretrained = prepare_pretrained(vocabs, args.datadir, np.random.default_rng(args.seed))
-    train_set = val_set = None
-    folds = args.folds or 1
-    if not args.notrain:
-        data, val_set = read_datasets(args, schema, vocabs)
-        folds = folds_for(args, schema, len(data), arch_file)
-        train_set, val_set = (data, val_set) if folds > 1 or val_set is not None else split(data, args.valsize, args.seed)
-        fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
+    data, val_set = read_datasets(args, schema, vocabs)
+    folds = folds_for(args, schema, len(data), arch_file)
+    train_set, val_set = (data, val_set) if folds > 1 or val_set is not None else split(data, args.valsize, args.seed)
+    fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
     arch = architecture_for(args, schema, vocabs, arch_file, folds)
     network = build_network(arch)
     init_pretrained(network, pretrained, arch)
@@ -73,7 +73,8 @@ def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
 
 def resumed_model(args):
     """The saved model, to train further: its network, history, position and optimizer
-    state (a cross-validation model has none: its networks' optimizers start afresh)."""
+    state (a cross-validation model has none: its networks' optimizers start afresh), with
+    the saved run's options where this run gives none."""
     model = model_io.read_model(args.modelprefix)
     arch = model.arch.with_training_options(args.learningrate, args.batchsize)
     declared = find_module(arch.module).hparams
@@ -83,11 +84,62 @@ def resumed_model(args):
         log.warning("--ensemble ignored: a resumed network keeps the %d network(s) it was built with", arch.ensemble)
     if args.folds is not None and args.folds != arch.training.folds:
         log.warning("--folds ignored: a resumed model keeps the %d fold(s) it was trained with", arch.training.folds)
-    log.info("resuming %s after epoch %d", model_io.json_path(args.modelprefix), model.position.get("epoch", 0))
+    changed = restore_run_options(args, model.options or {})
+    torch.manual_seed(args.seed)  # the saved run's seed, if this run gives none
+    if set(changed) & VALIDATION_OPTIONS:
+        log.warning("the validation set differs from the saved run's (%s): its figures are not comparable, so the "
+                    "first validation of this run is the new reference", ", ".join(sorted(set(changed) & VALIDATION_OPTIONS)))
+        for entry in model.history:
+            entry["earlier_validation"] = True
+    log.info("resuming %s %s", model_io.json_path(args.modelprefix), where_it_stopped(model))
     model.options = run_options(args)
     return model
 
 
+#: the run options a resumed run takes from the saved run unless given again (--maxepochs,
+#: the epochs to train now, is the new run's own)
+RESUMED_OPTIONS = ("valsize", "valfile", "valeverybatches", "valeveryepochs", "valeveryinstances", "repeverybatches",
+                   "repeveryinstances", "es_patience", "es_metric", "stopfile", "noshuffle", "seed", "folds")
+VALIDATION_OPTIONS = {"valsize", "valfile", "seed"}  # they choose the validation set
+
+
+def restore_run_options(args, saved):
+    """Sets the saved run's options that this run does not give; -> {option: saved value}
+    of those this run gives differently."""
+    defaults = train_defaults()
+    restored, changed = {}, {}
+    for name in (n for n in RESUMED_OPTIONS if n in saved):
+        if name not in args.explicit:
+            setattr(args, name, saved[name])
+            if saved[name] != defaults[name]:
+                restored[name] = saved[name]
+        elif getattr(args, name) != saved[name]:
+            changed[name] = saved[name]
+    if restored:
+        log.info("resuming with the saved run's options: %s (give an option again to change it)",
+                 ", ".join(f"{k}={v}" for k, v in restored.items()))
+    if changed:
+        log.info("options changed from the saved run: %s",
+                 ", ".join(f"{k}={getattr(args, k)} (the saved run had {v})" for k, v in changed.items()))
+    return changed
+
+
+def where_it_stopped(model):
+    folds = model.arch.training.folds
+    if folds == 1:
+        return f"after epoch {model.position.get('epoch', 0)}"
+    finished = model.position.get("networks_finished", 0)
+    last = {}
+    for entry in model.history:
+        last[entry.get("fold", 1)] = entry["epoch"]
+    if finished >= folds:
+        epochs = sorted(set(last.values()))
+        return (f"with the {folds} networks of a {folds}-fold cross-validation, each after its epoch "
+                f"{'/'.join(map(str, epochs))}")
+    return (f"at network {finished + 1} of a {folds}-fold cross-validation, after its epoch "
+            f"{last.get(finished + 1, 0)}")
+
+
 def run_options(args):
     """The options of this run, as the model file records them."""
-    return {k: v for k, v in vars(args).items() if k != "explicit"}
+    return {k: v for k, v in vars(args).items() if k not in ("explicit", "from_yaml", "yaml_file")}

@@ -2,18 +2,23 @@
 early stopping and the calibration of its probabilities.
 
 What happens to the network it improves is the caller's: the trainer announces it through
-two hooks, callables given to its constructor, each called with the trainer:
+named hooks (`Hooks`, given to its constructor), each called with the trainer first:
   on_improvement(trainer)  the network is the best so far (or, without a validation set,
                            has finished an epoch): keep it now, it may change from the next batch
   on_finish(trainer)       training has ended: --maxepochs reached, an early stop, a stop request
+  on_report(trainer, epoch, batch, totals)   a training report: Totals since the previous one
+  on_validation(trainer, entry, improved)    a validation's history entry, after any on_improvement
 `train_one_network` is the ordinary run, writing the model file at each improvement;
-cross-validation (crossval.py) drives the same trainer for each of its networks.
+cross-validation (crossval.py) drives the same trainer for each of its networks; the
+training reports (reports.py) listen to the last two.
 """
 
+import dataclasses
 import logging
 import math
 import os
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,7 +28,7 @@ from ..batches import Passes, TensorData, epoch_order, to_device
 from ..calibration import MIN_ITEMS
 from ..errors import EXIT_DATA, UserError
 from .stop import StopRequest
-from .validation import Totals, best_of, count_correct, is_better, validation_pass
+from .validation import Totals, best_of, count_correct, early_stopping_metric, is_better, validation_pass
 from .word_dropout import WordDropout
 
 log = logging.getLogger("filejsonpytorch")
@@ -33,15 +38,38 @@ class TrainingDiverged(UserError):
     exit_code = EXIT_DATA
 
 
+def _nothing(*args):
+    pass
+
+
+@dataclasses.dataclass
+class Hooks:
+    """The trainer's named events (see the module docstring)."""
+
+    on_improvement: Callable = _nothing
+    on_finish: Callable = _nothing
+    on_report: Callable = _nothing
+    on_validation: Callable = _nothing
+
+    def then(self, other):
+        """These hooks, each followed by `other`'s of the same name."""
+        def both(first, second):
+            return lambda *args: (first(*args), second(*args))
+        return Hooks(**{f.name: both(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)})
+
+
 class Trainer:
     """Trains `model.network` on train_set, validating on val_set (or None); `model`'s
     history and position are kept up to date. See the module's docstring for the hooks."""
 
-    def __init__(self, args, model, device, train_set, val_set, on_improvement, on_finish=None):
+    def __init__(self, args, model, device, train_set, val_set, hooks, part=None):
         self.args, self.model, self.network, self.device = args, model, model.network, device
-        self.on_improvement, self.on_finish = on_improvement, on_finish or (lambda trainer: None)
+        self.hooks = hooks
         self.task = model.arch.task
-        self.metric = "loss" if self.task == "regression" else args.es_metric
+        self.metric = early_stopping_metric(args.es_metric, model.arch)
+        # (network number, networks in all) when this trains one network of several
+        self.part = part
+        self.name = f"network {part[0]} of {part[1]}, " if part else ""
         training = model.arch.training
         self.batch_size = int(training.batchsize)
         self.train_data = TensorData(train_set)
@@ -79,6 +107,7 @@ class Trainer:
                  self.train_data.size, self.val_data.size if self.val_data else 0,
                  "sequences" if self.train_data.is_sequence else "instances",
                  self.batch_size, self.model.arch.training.learningrate, self.metric, args.es_patience)
+        self.epochs_left = args.maxepochs
         first_epoch = self.model.position["epoch"] + 1
         self.started = time.time()
         self.total_batches = args.maxepochs * self.batches_per_epoch
@@ -89,7 +118,7 @@ class Trainer:
                 break
         else:
             log.info("reached --maxepochs %d", args.maxepochs)
-        self.on_finish(self)
+        self.hooks.on_finish(self)
 
     def run_epoch(self, epoch):
         self.network.train()
@@ -98,8 +127,10 @@ class Trainer:
         for number, indices in enumerate(batches, 1):
             self.train_step(indices, totals)
             self.done_batches += 1
-            if number % self.report_every == 0:
+            # every epoch reports at least once, at its end when it is shorter than the interval
+            if number % self.report_every == 0 or (number == len(batches) and totals.batches == number):
                 self.report(epoch, number, totals)
+                self.hooks.on_report(self, epoch, number, totals)
                 totals = Totals()
             if self.validate_every and number % self.validate_every == 0 and number < len(batches):
                 if self.validate(epoch, number):
@@ -108,6 +139,7 @@ class Trainer:
                 log.info("stopping: %s", self.stop.reason)
                 return True
         self.model.position["epoch"] = epoch
+        self.epochs_left -= 1
         if epoch % self.args.valeveryepochs == 0 or self.val_data is None:
             return self.validate(epoch, len(batches))
         return False
@@ -137,16 +169,35 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(member.parameters(), self.grad_clip / len(members))
 
     def report(self, epoch, number, totals):
-        log.info("epoch %d batch %d/%d: loss %.4f%s, %s", epoch, number, self.batches_per_epoch,
+        log.info("%sepoch %d batch %d/%d: loss %.4f%s, %s", self.name, epoch, number, self.batches_per_epoch,
                  totals.loss(), self.accuracy_text(totals), self.speed())
 
     def speed(self):
-        """Instances per second in this run, and the time left if no early stop comes."""
+        """Instances (sequences) per second in this run, and the time an epoch takes."""
         elapsed = time.time() - self.started
         rate = self.seen / elapsed if elapsed else 0.0
-        left = (self.total_batches - self.done_batches) * elapsed / max(1, self.done_batches)
         unit = "sequences" if self.train_data.is_sequence else "instances"
-        return f"{rate:.0f} {unit}/s, at most {format_seconds(left)} left"
+        return f"{rate:.0f} {unit}/s, {self.epoch_seconds():.1f} s/epoch"
+
+    def learning_rate(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+    def epochs_run(self):
+        return self.model.position["epoch"]
+
+    def epoch_seconds(self):
+        return (time.time() - self.started) * self.batches_per_epoch / max(1, self.done_batches)
+
+    def budget(self):
+        """What is known of the training still to come: the early stop's and --maxepochs' limits."""
+        parts = [f"{self.epoch_seconds():.1f} s/epoch", f"{plural(self.epochs_left, 'epoch')} left by --maxepochs"]
+        patience = self.args.es_patience
+        if patience:
+            left = patience - self.bad_validations
+            parts.insert(1, f"stops if {plural(left, 'more validation')} {'brings' if left == 1 else 'bring'} no improvement")
+        if self.part:
+            parts.append(f"{plural(self.part[1] - self.part[0], 'network')} left")
+        return ", ".join(parts)
 
     def accuracy_text(self, totals):
         return "" if self.task == "regression" else f", accuracy {totals.accuracy():.4f}"
@@ -154,31 +205,38 @@ class Trainer:
     def validate(self, epoch, number):
         """Evaluates; a new best (or no validation set) calls on_improvement; True means stop training."""
         if self.val_data is None:
-            self.on_improvement(self)
+            self.hooks.on_improvement(self)
             return False
-        loss, accuracy, search = validation_pass(self.network, self.val_data, self.device)
-        entry = {"epoch": epoch, "batch": number, "loss": loss, "instances": self.model.position["instances"]}
-        if self.task == "regression":
-            entry["rmse"] = math.sqrt(loss) * self.model.schema.target_std
-        else:
-            entry["accuracy"] = accuracy
+        figures, search = validation_pass(self.network, self.val_data, self.device, self.model.arch.labels)
+        entry = self.history_entry(epoch, number, figures)
         self.model.history.append(entry)
         improved = is_better(entry, self.best, self.metric)
-        log.info("validation after epoch %d batch %d: loss %.4f, %s; %s%s", epoch, number, loss,
-                 f"rmse {entry['rmse']:.4f}" if "rmse" in entry else f"accuracy {accuracy:.4f}", self.speed(),
-                 " (best so far, saved)" if improved else "")
         self.network.train()
         if improved:
             self.best = entry
             self.bad_validations = 0
             self.calibrate(search)
-            self.on_improvement(self)
-            return False
-        self.bad_validations += 1
-        if self.args.es_patience and self.bad_validations >= self.args.es_patience:
-            log.info("early stopping: no improvement of validation %s in %d validations", self.metric, self.bad_validations)
+            self.hooks.on_improvement(self)
+        else:
+            self.bad_validations += 1
+        log.info("%svalidation after epoch %d batch %d: %s; %s%s", self.name, epoch, number, figures_text(entry),
+                 self.budget(), " (best so far, saved)" if improved else "")
+        self.hooks.on_validation(self, entry, improved)
+        if not improved and self.args.es_patience and self.bad_validations >= self.args.es_patience:
+            log.info("%searly stopping: no improvement of validation %s in %d validations",
+                     self.name, self.metric, self.bad_validations)
             return True
         return False
+
+    def history_entry(self, epoch, number, figures):
+        entry = {"epoch": epoch, "batch": number, "loss": figures["loss"], "instances": self.model.position["instances"]}
+        if self.task == "regression":
+            entry["rmse"] = math.sqrt(figures["loss"]) * self.model.schema.target_std
+        else:
+            entry["accuracy"] = figures["accuracy"]
+        if "entity_f1" in figures:
+            entry["entity_f1"] = figures["entity_f1"]
+        return entry
 
     def calibrate(self, search):
         """Sets the temperature of the reported probabilities from this validation pass."""
@@ -188,8 +246,7 @@ class Trainer:
             self.calibration = (temperature, loss, uncalibrated_loss, search.items)
 
     def log_summary(self, prefix):
-        best = self.best or {}
-        summary = ", ".join(f"{k} {best[k]:.4f}" for k in ("loss", "accuracy", "rmse") if k in best)
+        summary = figures_text(self.best) if self.best else ""
         log.info("done in %s; best model (%s) in %s", format_seconds(time.time() - self.started),
                  summary or "last epoch", model_io.json_path(prefix))
         self.log_calibration()
@@ -209,7 +266,7 @@ class Trainer:
         return "elements" if self.train_data.is_sequence else "instances"
 
 
-def train_one_network(args, model, device, train_set, val_set):
+def train_one_network(args, model, device, train_set, val_set, reports):
     """The ordinary run: the model file holds the best network so far, always."""
     def keep(trainer):
         model_io.write_model(args.modelprefix, model, trainer.optimizer)
@@ -218,8 +275,22 @@ def train_one_network(args, model, device, train_set, val_set):
         if trainer.best is None and trainer.val_data is not None:
             keep(trainer)  # stopped before its first validation: the network so far
         trainer.log_summary(args.modelprefix)
+        reports.finish(val_set, trainer.epochs_run())
 
-    Trainer(args, model, device, train_set, val_set, on_improvement=keep, on_finish=finish).run()
+    hooks = Hooks(on_improvement=keep, on_finish=finish).then(reports.hooks())
+    Trainer(args, model, device, train_set, val_set, hooks).run()
+
+
+FIGURE_NAMES = {"loss": "loss", "accuracy": "accuracy", "entity_f1": "entity F1", "rmse": "rmse"}
+
+
+def figures_text(entry):
+    """'loss 0.3125, accuracy 0.9012, entity F1 0.5512' of a history entry."""
+    return ", ".join(f"{name} {entry[key]:.4f}" for key, name in FIGURE_NAMES.items() if key in entry)
+
+
+def plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def format_seconds(seconds):
