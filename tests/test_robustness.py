@@ -30,9 +30,12 @@ def train_command(datadir, *options):
             "--seed", "1", *options]
 
 
+#: the files written beside the model for people to read
+COMPANIONS = (".log", ".arch.json", ".history.tsv", ".curves.png", ".report.json", ".md")
+
+
 def model_files(directory):
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith(PREFIX) and not p.name.endswith(".log")
-                  and not p.name.endswith(".arch.json"))
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(PREFIX) and not p.name.endswith(COMPANIONS))
 
 
 # ---- SIGKILL at random moments ----

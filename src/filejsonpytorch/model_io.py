@@ -247,9 +247,10 @@ def _files_of(prefix, suffix):
 
 
 def _remove_dead_temporaries(prefix):
-    """Temporary files of saves that were killed (SIGKILL, power loss) before they finished."""
+    """Temporary files of writes that were killed (SIGKILL, power loss) before they finished:
+    the model's, and those of the files written beside it (PREFIX.md.tmpPID and the like)."""
     directory = os.path.dirname(os.path.abspath(prefix))
-    for name, pid in _files_of(prefix, r"(?:\.\d+\.pt|\.json)\.tmp(\d+)").items():
+    for name, pid in _files_of(prefix, r"\.[\w.]+\.tmp(\d+)").items():
         if not _process_alive(pid):
             _remove_quietly(os.path.join(directory, name))
 

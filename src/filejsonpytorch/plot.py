@@ -12,6 +12,7 @@ matplotlib draws with its file-only Agg canvas: no display is needed.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,13 @@ def draw(prefixes, output):
     axes = figure.subplots(len(histories), 2, squeeze=False)
     for (prefix, rows), (loss_axes, metric_axes) in zip(histories, axes):
         draw_model(Path(prefix).name, rows, loss_axes, metric_axes)
-    figure.savefig(output, dpi=90)
+    temporary = f"{output}.tmp{os.getpid()}"  # a reader never sees half a picture
+    try:
+        figure.savefig(temporary, format="png", dpi=90)
+        os.replace(temporary, output)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def draw_model(name, rows, loss_axes, metric_axes):

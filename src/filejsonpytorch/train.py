@@ -17,9 +17,14 @@ The model file is written and read by `model_io.py` alone.
 """
 
 import logging
+import os
 import sys
 
-import torch
+# before torch starts OpenMP: idle threads give their core back instead of spinning for it,
+# which slows training several-fold when anything else runs (benchmarks/README.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 from . import architecture, model_io
 from .config import parse_train_args

@@ -6,7 +6,6 @@
 script="${BASH_SOURCE[0]}"
 [[ $script == */* ]] || script="./$script"
 here="$(CDPATH='' cd -- "${script%/*}" && pwd -P)" || exit 5
-export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 if [ $# -lt 3 ]; then
   echo "usage: $0 MODELPREFIX METAFILE WRAPPERDIR [PARAMS...]" >&2

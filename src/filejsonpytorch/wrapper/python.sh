@@ -1,6 +1,9 @@
-# Sourced by train.sh and apply.sh: choose_python sets PY to the first usable one of PYTHON_BIN,
-# python3, python (Python 3.9 or newer with torch); otherwise it sets NO_PYTHON to why, logs that
-# on stderr and returns 1.
+# Sourced by train.sh, apply.sh and evaluate.sh (which set `here`, their directory): puts the copy of
+# filejsonpytorch in this directory first on PYTHONPATH, so that edits made here take effect.
+# choose_python sets PY to the first usable one of PYTHON_BIN, python3, python (Python 3.9 or newer
+# with torch); otherwise it sets NO_PYTHON to why, logs that on stderr and returns 1.
+
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 # Python 2 must be able to run this too, so that it reports its version.
 probe='import sys
@@ -51,4 +54,10 @@ choose_python() {
   NO_PYTHON="no usable Python (3.9 or newer, with torch installed). Tried:$tried"$'\n'"Set PYTHON_BIN (e.g. in FileJsonPyTorch.yaml in the data directory) to such an interpreter."
   echo "$0: $NO_PYTHON" >&2
   return 1
+}
+
+# Runs `python -m filejsonpytorch.$1` with the other arguments, or exits 5 without a usable Python.
+run_module() {
+  choose_python || exit 5
+  exec "$PY" -m "filejsonpytorch.$1" "${@:2}"
 }

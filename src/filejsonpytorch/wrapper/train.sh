@@ -6,8 +6,6 @@
 script="${BASH_SOURCE[0]}"
 [[ $script == */* ]] || script="./$script"
 here="$(CDPATH='' cd -- "${script%/*}" && pwd -P)" || exit 5
-export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 . "$here/python.sh"
-choose_python || exit 5
-exec "$PY" -m filejsonpytorch.train "$@"
+run_module train "$@"
