@@ -19,6 +19,7 @@ import torch
 from conftest import (EXPORTS, PREFIX, data_lines, load_tensors, model_info, run_train_process,
                       train_command, train_env, write_lines)
 from filejsonpytorch import model_io
+from filejsonpytorch.history import read_history
 from filejsonpytorch.errors import EXIT_DATA, EXIT_ENVIRONMENT, EXIT_USAGE
 
 SLOW_EXPORTS = {"class-ngram-sp1", "class-window-pos1", "seq-pos1", "ner-wikigold-train",
@@ -192,9 +193,14 @@ def test_stop_file_ends_training_gracefully(start_training, iono, tmp_path, cust
     assert code == 0, err
     assert f"stopping: stop file {stopfile}" in err
     assert not stopfile.exists()
-    assert len(assert_loadable(prefix)["history"]) >= 1
+    history = assert_loadable(prefix)["history"]
+    assert len(history) >= 1
     assert all(name.startswith(PREFIX + ".") and ".tmp" not in name
                for name in set(written_files(iono)) - {"crvd.meta.json", "crvd.data.json"})
+    # the interrupted run's history and model card are there, readable and in step with the model
+    rows = read_history(f"{prefix}.history.tsv")
+    assert len([r for r in rows if r["val_loss"] is not None]) == len(history)
+    assert "## Validation" in (iono / f"{PREFIX}.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -206,9 +212,14 @@ def test_signal_ends_training_gracefully(start_training, iono, number):
     code, err = training.finish()
     assert code == 0, err
     assert f"stopping: {signal.Signals(number).name}" in err
-    assert len(assert_loadable(prefix)["history"]) >= 1
+    history = assert_loadable(prefix)["history"]
+    assert len(history) >= 1
     assert all(name.startswith(PREFIX + ".") and ".tmp" not in name
                for name in set(written_files(iono)) - {"crvd.meta.json", "crvd.data.json"})
+    # the interrupted run's history and model card are there, readable and in step with the model
+    rows = read_history(f"{prefix}.history.tsv")
+    assert len([r for r in rows if r["val_loss"] is not None]) == len(history)
+    assert "## Validation" in (iono / f"{PREFIX}.md").read_text(encoding="utf-8")
 
 
 def test_an_old_stop_file_is_removed_and_does_not_stop_training(train_cli, iono):

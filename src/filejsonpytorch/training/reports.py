@@ -65,6 +65,9 @@ class TrainingReports:
         (or the given one: a cross-validation's), and the model card."""
         self.history.close()
         self.draw_curves()
+        log.info("learning curves in %s, drawn %d times in %.1f s (%.1f%% of the training time)",
+                 curves_path(self.prefix), self.draws, self.drawing_seconds,
+                 100 * self.drawing_seconds / max(1e-9, time.monotonic() - self.started))
         if not os.path.exists(model_io.json_path(self.prefix)):
             return
         model = model_io.read_model(self.prefix)
