@@ -99,6 +99,7 @@ class Server:
 
         from . import lfdata, model_io
         from .errors import EnvironmentProblem
+        from .stacked import stack
 
         if cuda and not torch.cuda.is_available():
             raise EnvironmentProblem("--cuda true: no usable CUDA GPU found")
@@ -106,7 +107,7 @@ class Server:
         if device.type == "cpu":
             torch.set_num_threads(1)
         model = model_io.read_model(prefix, device)
-        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), model.network.eval(), device)
+        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), stack(model.network.eval()), device)
 
     def serve(self, requests, protocol):
         """Answers every request line with one response line until EOF or `STOP`."""
