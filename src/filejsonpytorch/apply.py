@@ -99,6 +99,7 @@ class Server:
 
         from . import lfdata, model_io
         from .errors import EnvironmentProblem
+        from .modules.encoder import InputEncoder
         from .stacked import stack
 
         if cuda and not torch.cuda.is_available():
@@ -107,7 +108,11 @@ class Server:
         if device.type == "cpu":
             torch.set_num_threads(1)
         model = model_io.read_model(prefix, device)
-        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), stack(model.network.eval()), device)
+        network = stack(model.network.eval())
+        for module in network.modules():
+            if isinstance(module, InputEncoder):
+                module.memoise()
+        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), network, device)
 
     def serve(self, requests, protocol):
         """Answers every request line with one response line until EOF or `STOP`."""
