@@ -211,6 +211,9 @@ class Encoder:
 
     @staticmethod
     def _number(value, feature):
+        # the usual value, a float in range, at once (NaN fails the comparison)
+        if type(value) is float and -FLOAT32_MAX <= value <= FLOAT32_MAX and feature.role != "boolean":
+            return (value - feature.mean) / feature.std
         if feature.role == "boolean":
             if isinstance(value, bool) or value == "":
                 return 1.0 if value else 0.0
