@@ -21,8 +21,9 @@ from torch.nn import functional as F
 
 from .ensemble import Ensemble
 from .modules.base import LFModule
-from .modules.encoder import ListCNN, NaiveBayesBag, OneHot
+from .modules.encoder import ListCNN, NaiveBayesBag, OneHot, remembered
 from .modules.mlp import MLP
+from .vocab import CHARS_EMB_ID
 
 
 def stack(network):
@@ -58,6 +59,9 @@ class StackedMLP(LFModule):
         self.biases = [torch.stack([ls[i].bias.detach() for ls in linears]).unsqueeze(1) for i in range(len(linears[0]))]
         self.bags = nn.ModuleList(_merged_bag([m.bags[i] for m in members]) for i in range(len(first.bags)))
         self.bag_weight = first.hp["naive_bayes"]
+        # a word's characters recur: their CNN vectors and naive Bayes scores are remembered
+        self.list_memos = [{} if emb == CHARS_EMB_ID else None for emb in self.list_embs]
+        self.bag_memos = [{} if emb == CHARS_EMB_ID else None for emb in self.list_embs[:len(self.bags)]]
 
     def forward(self, batch):
         """A batch (see modules/encoder.py) -> scores [M, B, C], or [M, B] for regression."""
@@ -69,8 +73,9 @@ class StackedMLP(LFModule):
                 x = F.relu(x)
         if self.task == "regression":
             return x.squeeze(-1)
-        for bag, ids in zip(self.bags, batch["lists"]):
-            x = x + self.bag_weight * _per_member(bag(ids), self.n_members)
+        for bag, memo, ids in zip(self.bags, self.bag_memos, batch["lists"]):
+            scores = bag(ids) if memo is None else remembered(memo, ids, bag)
+            x = x + self.bag_weight * _per_member(scores, self.n_members)
         return x
 
     def _inputs(self, batch):
@@ -80,8 +85,12 @@ class StackedMLP(LFModule):
             parts.append(self._embed(emb_id, nominal[..., columns]).flatten(-2))
         if batch["numeric"].shape[-1]:
             parts.append(batch["numeric"].expand(members, -1, -1))
-        for emb_id, encoder, ids in zip(self.list_embs, self.lists, batch["lists"]):
-            parts.append(encoder(self._embed(emb_id, ids), ids != 0))
+        for emb_id, encoder, memo, ids in zip(self.list_embs, self.lists, self.list_memos, batch["lists"]):
+            if memo is None:
+                parts.append(encoder(self._embed(emb_id, ids), ids != 0))
+            else:  # remembered per row, members second
+                parts.append(remembered(memo, ids, lambda rows: encoder(self._embed(emb_id, rows), rows != 0).transpose(0, 1))
+                             .transpose(0, 1))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def _embed(self, emb_id, ids):

@@ -251,12 +251,19 @@ class InputEncoder(nn.Module):
         memo = self.memos[index] if self.memos else None
         if memo is None:
             return encoder(self.embed(emb_id, rows), rows != 0)
-        keys = [tuple(row[:n]) for row, n in zip(rows.tolist(), (rows != 0).sum(-1).tolist())]
-        new = list(dict.fromkeys(k for k in keys if k not in memo))
-        if new:
-            width = max(max(map(len, new)), 1)
-            padded = rows.new_tensor([list(k) + [0] * (width - len(k)) for k in new])
-            if len(memo) + len(new) > MEMO_LIMIT:
-                memo.clear()
-            memo.update(zip(new, encoder(self.embed(emb_id, padded), padded != 0)))
-        return torch.stack([memo[k] for k in keys])
+        return remembered(memo, rows, lambda padded: encoder(self.embed(emb_id, padded), padded != 0))
+
+
+def remembered(memo, rows, compute):
+    """rows [N, L] of ids -> compute(rows) [N, ...], each distinct row (a word's characters)
+    computed once and kept in `memo` (a dict; emptied when it would exceed MEMO_LIMIT).
+    `compute` gets the new rows padded with 0, which it must read as padding."""
+    keys = [tuple(row[:n]) for row, n in zip(rows.tolist(), (rows != 0).sum(-1).tolist())]
+    new = list(dict.fromkeys(k for k in keys if k not in memo))
+    if new:
+        width = max(max(map(len, new)), 1)
+        padded = rows.new_tensor([list(k) + [0] * (width - len(k)) for k in new])
+        if len(memo) + len(new) > MEMO_LIMIT:
+            memo.clear()
+        memo.update(zip(new, compute(padded)))
+    return torch.stack([memo[k] for k in keys])
