@@ -9,6 +9,7 @@ from filejsonpytorch.batches import TensorData
 from filejsonpytorch.default_architecture import default_architecture
 from filejsonpytorch.ensemble import Ensemble
 from filejsonpytorch.network import build_network
+from filejsonpytorch import stacked as stacked_module
 from filejsonpytorch.stacked import StackedMLP, stack
 
 
@@ -66,3 +67,13 @@ def test_what_cannot_be_stacked_is_served_member_by_member(name, list_layer):
     ensemble, _ = ensemble_and_batches(name, list_layer)
     assert isinstance(ensemble, Ensemble) and stack(ensemble) is ensemble
     assert stack(ensemble.members[0]) is ensemble.members[0]
+
+
+def test_a_list_longer_than_a_chunk_gets_the_same_answer(monkeypatch):
+    ensemble, batches = ensemble_and_batches("class-ngram-sp1")
+    monkeypatch.setattr(stacked_module, "CHUNK", 3)
+    stacked = stack(ensemble)
+    with torch.inference_mode():
+        for batch in batches:
+            one_by_one = torch.stack([m.predict(m(batch), batch)[1] for m in ensemble.members]).mean(dim=0)
+            assert torch.allclose(stacked.predict(stacked(batch), batch)[1], one_by_one, rtol=0, atol=1e-6)

@@ -25,6 +25,9 @@ from .modules.encoder import ListCNN, NaiveBayesBag, OneHot, remembered
 from .modules.mlp import MLP
 from .vocab import CHARS_EMB_ID
 
+#: list positions whose windows a stacked list CNN takes at once
+CHUNK = 256
+
 
 def stack(network):
     """-> a StackedMLP computing `network`'s answers, or `network` itself where it cannot."""
@@ -135,17 +138,28 @@ class StackedListCNN(nn.Module):
     def forward(self, vectors, mask):
         """vectors [M, B, L, dims], mask bool [B, L] -> [M, B, out_dim], as each ListCNN."""
         vectors = vectors * mask.unsqueeze(-1)
-        members, batch, length, dims = vectors.shape
-        pooled = []
-        for (width, padding), filters, bias in zip(self.shapes, self.filters, self.biases):
-            # windows [M, B, L', dims, width] match a filter's [dims, width] flattened
-            windows = F.pad(vectors, (0, 0, padding, padding)).unfold(2, width, 1)
-            h = torch.baddbmm(bias, windows.reshape(members, -1, dims * width), filters)
-            h = F.relu(h).view(members, batch, -1, h.shape[-1])[:, :, :length]
-            pooled.append(h.masked_fill(~mask.unsqueeze(-1), 0.0).amax(dim=2))
+        pooled = [self._pooled(vectors, mask, *shape, filters, bias)
+                  for shape, filters, bias in zip(self.shapes, self.filters, self.biases)]
         if self.mean:
             pooled.append(vectors.sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1))
         return torch.cat(pooled, dim=-1)
+
+    @staticmethod
+    def _pooled(vectors, mask, width, padding, filters, bias):
+        """One width's filters, ReLU, max over the real positions -> [M, B, filters]; the
+        windows are taken CHUNK positions at a time, so that a long list needs little memory."""
+        members, batch, length, dims = vectors.shape
+        padded = F.pad(vectors, (0, 0, padding, padding))
+        best = None
+        for start in range(0, length, CHUNK):
+            stop = min(start + CHUNK, length)
+            # windows [M, B, stop - start, dims, width] match a filter's [dims, width] flattened
+            windows = padded[:, :, start:stop + width - 1].unfold(2, width, 1)
+            h = torch.baddbmm(bias, windows.reshape(members, -1, dims * width), filters)
+            h = F.relu(h).view(members, batch, stop - start, -1)
+            h = h.masked_fill(~mask[:, start:stop].unsqueeze(-1), 0.0).amax(dim=2)
+            best = h if best is None else torch.maximum(best, h)
+        return best
 
 
 def _merged_bag(bags):
