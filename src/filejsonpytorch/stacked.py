@@ -167,7 +167,7 @@ def _merged_bag(bags):
     union of their pairs, a pair a member has not seen scoring 0 for it as in its own."""
     vocab_size, classes = bags[0].vocab_size, bags[0].scores.shape[1]
     keys = torch.unique(torch.cat([b.pair_keys for b in bags]))
-    scores = torch.zeros(vocab_size + len(keys), len(bags), classes)
+    scores = torch.zeros(vocab_size + len(keys), len(bags), classes, device=keys.device)
     for m, bag in enumerate(bags):
         scores[:vocab_size, m] = bag.scores[:vocab_size]
         scores[vocab_size + torch.searchsorted(keys, bag.pair_keys), m] = bag.scores[vocab_size:]
