@@ -28,8 +28,8 @@ def unprepared(prefix):
 def test_prepared_answers_equal_the_model_files_network(models, kind, stacked):
     model = models(kind)
     server, plain = Server.load(model.prefix), unprepared(model.prefix)
-    assert isinstance(server.network, StackedMLP) == stacked
-    assert isinstance(plain.network, Ensemble) == stacked
+    assert isinstance(server.prepared, StackedMLP) == stacked
+    assert isinstance(server.network, Ensemble) == isinstance(plain.prepared, Ensemble) == stacked
     requests = [json.dumps(features).encode() for features in model.instances(40)]
     for request in requests + requests[::-1]:  # the second time from remembered vectors
         ours, theirs = json.loads(server.answer(request)), json.loads(plain.answer(request))

@@ -17,9 +17,6 @@ log = logging.getLogger("filejsonpytorch")
 BOM = "\ufeff".encode("utf-8")
 MAX_ERROR_CHARS = 1000
 NOT_FINITE = "the model's output is not a finite number (are the numeric feature values in range?)"
-#: decimals of the answered probabilities: far below any difference that matters, and
-#: short numbers are written much faster than a double's 17 digits
-PROBABILITY_DECIMALS = 10
 
 
 def protect_stdout():
@@ -77,7 +74,9 @@ DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 class Server:
     """A loaded model and everything prepared for answering requests fast."""
 
-    def __init__(self, schema, encoder, network, device):
+    def __init__(self, schema, encoder, network, device, prepared=None):
+        """`prepared`: the network that computes the answers, `network` made fast for
+        serving (see `load`); by default `network` itself."""
         import torch
 
         from .batches import request_batch, to_device
@@ -88,6 +87,7 @@ class Server:
         self.schema = schema
         self.encoder = encoder
         self.network = network
+        self.prepared = network if prepared is None else prepared
         self.device = device
         self.labels = schema.labels
         self.labels_json = json.dumps(schema.labels)
@@ -111,11 +111,12 @@ class Server:
         if device.type == "cpu":
             torch.set_num_threads(1)
         model = model_io.read_model(prefix, device)
-        network = stack(model.network.eval())
-        for module in network.modules():
+        network = model.network.eval()
+        prepared = stack(network)
+        for module in prepared.modules():
             if isinstance(module, InputEncoder):
                 module.memoise()
-        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), network, device)
+        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), network, device, prepared)
 
     def serve(self, requests, protocol):
         """Answers every request line with one response line until EOF or `STOP`."""
@@ -162,18 +163,17 @@ class Server:
         batch = self.request_batch(encoded, self.is_sequence)
         if self.device.type != "cpu":
             batch = self.to_device(batch, self.device)
-        scores = self.network(batch)
-        predicted, probabilities = self.network.predict(scores, batch)
+        scores = self.prepared(batch)
+        predicted, probabilities = self.prepared.predict(scores, batch)
         probabilities = self.network.calibrated(probabilities)
         if self.regression:
             value = float(predicted[0]) * self.schema.target_std + self.schema.target_mean
             if not math.isfinite(value):
                 raise ValueError(NOT_FINITE)
             return json.dumps({"status": "ok", "output": value})
-        probabilities = probabilities[0].cpu().numpy().round(PROBABILITY_DECIMALS)
         if self.is_sequence:
-            return self.sequence_response(predicted[0], probabilities)
-        return self.class_response(int(predicted[0]), probabilities)
+            return self.sequence_response(predicted[0], probabilities[0])
+        return self.class_response(int(predicted[0]), probabilities[0])
 
     def encode(self, request):
         if not self.is_sequence:
