@@ -74,7 +74,9 @@ DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 class Server:
     """A loaded model and everything prepared for answering requests fast."""
 
-    def __init__(self, schema, encoder, network, device):
+    def __init__(self, schema, encoder, network, device, prepared=None):
+        """`prepared`: the network that computes the answers, `network` made fast for
+        serving (see `load`); by default `network` itself."""
         import torch
 
         from .batches import request_batch, to_device
@@ -85,6 +87,7 @@ class Server:
         self.schema = schema
         self.encoder = encoder
         self.network = network
+        self.prepared = network if prepared is None else prepared
         self.device = device
         self.labels = schema.labels
         self.labels_json = json.dumps(schema.labels)
@@ -99,6 +102,8 @@ class Server:
 
         from . import lfdata, model_io
         from .errors import EnvironmentProblem
+        from .modules.encoder import InputEncoder
+        from .stacked import stack
 
         if cuda and not torch.cuda.is_available():
             raise EnvironmentProblem("--cuda true: no usable CUDA GPU found")
@@ -106,7 +111,12 @@ class Server:
         if device.type == "cpu":
             torch.set_num_threads(1)
         model = model_io.read_model(prefix, device)
-        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), model.network.eval(), device)
+        network = model.network.eval()
+        prepared = stack(network)
+        for module in prepared.modules():
+            if isinstance(module, InputEncoder):
+                module.memoise()
+        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), network, device, prepared)
 
     def serve(self, requests, protocol):
         """Answers every request line with one response line until EOF or `STOP`."""
@@ -153,8 +163,8 @@ class Server:
         batch = self.request_batch(encoded, self.is_sequence)
         if self.device.type != "cpu":
             batch = self.to_device(batch, self.device)
-        scores = self.network(batch)
-        predicted, probabilities = self.network.predict(scores, batch)
+        scores = self.prepared(batch)
+        predicted, probabilities = self.prepared.predict(scores, batch)
         probabilities = self.network.calibrated(probabilities)
         if self.regression:
             value = float(predicted[0]) * self.schema.target_std + self.schema.target_mean

@@ -5,6 +5,8 @@ A batch is a dict: nominal, numeric, lists, target, and for sequences mask; see
 indexing from the Dataset's flat arrays, so an epoch costs no Python work per value.
 """
 
+from itertools import chain
+
 import numpy as np
 import torch
 
@@ -107,12 +109,19 @@ def request_batch(encoded, is_sequence):
             "numeric": torch.tensor([numeric], dtype=torch.float),
             "lists": [torch.tensor([ids or [0]], dtype=torch.long) for ids in lists],
         }
-    n_lists = len(encoded[0][2])
+    steps, n_lists = len(encoded), len(encoded[0][2])
     width = [max([len(e[2][i]) for e in encoded] + [1]) for i in range(n_lists)]
     return {
-        "nominal": torch.tensor([[e[0] for e in encoded]], dtype=torch.long),
-        "numeric": torch.tensor([[e[1] for e in encoded]], dtype=torch.float),
-        "lists": [torch.tensor([[e[2][i] + [0] * (width[i] - len(e[2][i])) for e in encoded]], dtype=torch.long)
+        "nominal": _tensor((e[0] for e in encoded), np.int64, steps, len(encoded[0][0])),
+        "numeric": _tensor((e[1] for e in encoded), np.float32, steps, len(encoded[0][1])),
+        "lists": [_tensor((e[2][i] + [0] * (width[i] - len(e[2][i])) for e in encoded), np.int64, steps, width[i])
                   for i in range(n_lists)],
-        "mask": torch.ones(1, len(encoded), dtype=torch.bool),
+        "mask": torch.ones(1, steps, dtype=torch.bool),
     }
+
+
+def _tensor(rows, dtype, steps, width):
+    """Rows of `width` numbers -> a tensor [1, steps, width], through NumPy, which reads
+    Python numbers much faster than torch.tensor."""
+    flat = np.fromiter(chain.from_iterable(rows), dtype, count=steps * width)
+    return torch.from_numpy(flat).view(1, steps, width)

@@ -193,7 +193,9 @@ class Encoder:
             raise ValueError(f"expected a list of {self.n_features} feature values, got {_type(values)}")
         if len(values) != self.n_features:
             raise ValueError(f"expected {self.n_features} feature values, got {len(values)}")
-        nominal = [self._nominal(values[i], stoi, f) for i, stoi, f in self.nominal]
+        # a string, the usual value, is looked up here: a call per value would cost more
+        nominal = [stoi.get(values[i], OOV) if type(values[i]) is str else self._nominal(values[i], stoi, f)
+                   for i, stoi, f in self.nominal]
         numeric = [self._number(values[i], f) for i, f in self.numeric]
         lists = [encode(values[i], stoi, f) for encode, (i, stoi, f) in zip(self.list_encoders, self.lists)]
         return nominal, numeric, lists
@@ -211,6 +213,9 @@ class Encoder:
 
     @staticmethod
     def _number(value, feature):
+        # the usual value, a float in range, at once (NaN fails the comparison)
+        if type(value) is float and -FLOAT32_MAX <= value <= FLOAT32_MAX and feature.role != "boolean":
+            return (value - feature.mean) / feature.std
         if feature.role == "boolean":
             if isinstance(value, bool) or value == "":
                 return 1.0 if value else 0.0

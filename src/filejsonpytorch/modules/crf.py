@@ -42,6 +42,8 @@ constrained.
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 import torch
 from torch import nn
@@ -50,6 +52,8 @@ from ..chunks import transitions
 
 DISALLOWED_SCORE = -10000.0
 INIT_RANGE = 0.1
+#: the probability-space recursions rescale their vectors every this many steps
+RESCALE_EVERY = 4
 
 
 class CRF(nn.Module):
@@ -124,31 +128,18 @@ class CRF(nn.Module):
 
     @torch.no_grad()
     def _scaled_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
-        """The marginals by forward-backward in probability space, each step normalised
-        (Rabiner 1989): the same numbers as the log-space recursions, from a few small
-        NumPy products per step instead of many tensor operations, which is what a single
-        sentence's answer costs. None if the potentials underflow (then use log space)."""
+        """The marginals by forward-backward in probability space, rescaled as it goes
+        (Rabiner 1989): the same numbers as the log-space recursions, from one small NumPy
+        product per element and direction instead of many tensor operations, which is what
+        a single sentence's answer costs. None if the potentials underflow (then use log space)."""
         scores = emissions.double().numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):  # an underflow is caught below
-            real = mask.numpy()[:, :, None]
-            potentials = np.exp(scores - scores.max(axis=2, keepdims=True))
-            transitions = self._transition_scores().double().exp().numpy()
-            end = self.end.double().exp().numpy()
-            alphas, betas = np.empty_like(potentials), np.empty_like(potentials)
-            alpha = self._start_scores().double().exp().numpy() * potentials[:, 0]
-            alphas[:, 0] = alpha = alpha / alpha.sum(axis=1, keepdims=True)
-            padded = not real.all()
-            for t in range(1, scores.shape[1]):
-                extended = (alpha @ transitions) * potentials[:, t]
-                extended /= extended.sum(axis=1, keepdims=True)
-                alphas[:, t] = alpha = np.where(real[:, t], extended, alpha) if padded else extended
-            betas[:, -1] = beta = np.broadcast_to(end, alpha.shape)
-            for t in range(scores.shape[1] - 2, -1, -1):
-                extended = (potentials[:, t + 1] * beta) @ transitions.T
-                extended /= extended.sum(axis=1, keepdims=True)
-                betas[:, t] = beta = np.where(real[:, t + 1], extended, end) if padded else extended
-            joint = alphas * betas
-            marginals = np.where(real, joint / joint.sum(axis=2, keepdims=True), 0.0)
+        transitions = self._transition_scores().double().exp().numpy()
+        start = self._start_scores().double().exp().numpy()
+        end = self.end.double().exp().numpy()
+        marginals = np.zeros_like(scores)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # caught below
+            for b, length in enumerate(mask.sum(dim=1).tolist()):
+                marginals[b, :length] = _sequence_marginals(scores[b, :length], transitions, start, end)
         if not np.isfinite(marginals).all():
             return None
         return torch.from_numpy(marginals).to(emissions.dtype)
@@ -224,6 +215,31 @@ def chunk_transitions(labels: list[str]) -> torch.Tensor | None:
     they are not chunk labels."""
     rows = transitions(labels)
     return None if rows is None else torch.tensor(rows, dtype=torch.bool)
+
+
+def _sequence_marginals(scores: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """One sequence's emission scores [T, C] and exp'd CRF scores -> marginals [T, C]."""
+    potentials = np.exp(scores - scores.max(axis=1, keepdims=True))
+    steps = transitions * potentials[1:, None, :]  # steps[t]: from the tags at t to those at t + 1
+    alphas = np.array(list(accumulate(enumerate(steps), _forward_step, initial=start * potentials[0])))
+    betas = np.array(list(accumulate(enumerate(steps[::-1]), _backward_step, initial=end))[::-1])
+    joint = alphas * betas
+    return joint / joint.sum(axis=1, keepdims=True)
+
+
+def _forward_step(alpha: np.ndarray, numbered_step: tuple) -> np.ndarray:
+    """alpha [C] at t -> at t + 1, rescaled every RESCALE_EVERY steps: in between it
+    shrinks or grows by at most a few hundred orders of magnitude, far from the limits."""
+    number, step = numbered_step
+    alpha = alpha @ step
+    return alpha / alpha.sum() if number % RESCALE_EVERY == 0 else alpha
+
+
+def _backward_step(beta: np.ndarray, numbered_step: tuple) -> np.ndarray:
+    """beta [C] at t + 1 -> at t, rescaled as in `_forward_step`."""
+    number, step = numbered_step
+    beta = step @ beta
+    return beta / beta.sum() if number % RESCALE_EVERY == 0 else beta
 
 
 def _small_uniform(*shape: int) -> torch.Tensor:

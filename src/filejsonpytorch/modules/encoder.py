@@ -19,6 +19,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..vocab import CHARS_EMB_ID
+
+#: words whose character vectors a serving encoder remembers before it starts afresh
+MEMO_LIMIT = 100_000
+
 
 class OneHot(nn.Module):
     """long ids [...] -> one-hot float vectors [..., size]."""
@@ -184,6 +189,13 @@ class InputEncoder(nn.Module):
             + arch.numeric
             + sum(e.out_dim for e in self.list_encoders)
         )
+        self.memos = None
+
+    def memoise(self):
+        """For serving only (training changes the weights): from now on each distinct word's
+        character vector is computed once and remembered, as words recur far more often
+        than they are new."""
+        self.memos = [{} if spec["emb"] == CHARS_EMB_ID else None for spec in self.list_specs]
 
     @staticmethod
     def _group_columns(nominal_emb_ids, ignored):
@@ -215,19 +227,43 @@ class InputEncoder(nn.Module):
             parts.append(vectors.flatten(-2))
         if batch["numeric"].shape[-1]:
             parts.append(batch["numeric"])
-        for spec, encoder, ids in zip(self.list_specs, self.list_encoders, batch["lists"]):
-            parts.append(self._encode_list(spec["emb"], encoder, ids, batch.get("mask")))
+        for index, ids in enumerate(batch["lists"]):
+            parts.append(self._encode_list(index, ids, batch.get("mask")))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
-    def _encode_list(self, emb_id, encoder, ids, element_mask):
+    def _encode_list(self, index, ids, element_mask):
         if ids.dim() == 2:
-            return encoder(self.embed(emb_id, ids), ids != 0)
-        # a list inside each sequence element: encode the real elements only
+            return self._encode_rows(index, ids)
         batch, steps, length = ids.shape
+        if batch == 1 and bool(element_mask.all()):  # one sequence (application): no padding
+            return self._encode_rows(index, ids[0]).unsqueeze(0)
+        # a list inside each sequence element: encode the real elements only
         flat = ids.reshape(batch * steps, length)
         real = element_mask.reshape(-1)
-        selected = flat[real]
-        encoded = encoder(self.embed(emb_id, selected), selected != 0)
+        encoded = self._encode_rows(index, flat[real])
         out = encoded.new_zeros(batch * steps, encoded.shape[-1])
         out[real] = encoded
         return out.view(batch, steps, -1)
+
+    def _encode_rows(self, index, rows):
+        """rows [N, L] of one list feature's ids -> [N, out_dim]; remembered when memoised."""
+        encoder, emb_id = self.list_encoders[index], self.list_specs[index]["emb"]
+        memo = self.memos[index] if self.memos else None
+        if memo is None:
+            return encoder(self.embed(emb_id, rows), rows != 0)
+        return remembered(memo, rows, lambda padded: encoder(self.embed(emb_id, padded), padded != 0))
+
+
+def remembered(memo, rows, compute):
+    """rows [N, L] of ids -> compute(rows) [N, ...], each distinct row (a word's characters)
+    computed once and kept in `memo` (a dict; emptied when it would exceed MEMO_LIMIT).
+    `compute` gets the new rows padded with 0, which it must read as padding."""
+    keys = [tuple(row[:n]) for row, n in zip(rows.tolist(), (rows != 0).sum(-1).tolist())]
+    new = list(dict.fromkeys(k for k in keys if k not in memo))
+    if new:
+        width = max(max(map(len, new)), 1)
+        padded = rows.new_tensor([list(k) + [0] * (width - len(k)) for k in new])
+        if len(memo) + len(new) > MEMO_LIMIT:
+            memo.clear()
+        memo.update(zip(new, compute(padded)))
+    return torch.stack([memo[k] for k in keys])

@@ -1,0 +1,42 @@
+"""The server's prepared network (a stacked ensemble, remembered character vectors) gives
+the answers of the model file's network as training built it, for every default kind."""
+
+import json
+
+import pytest
+import torch
+
+from filejsonpytorch import lfdata, model_io
+from filejsonpytorch.apply import Server
+from filejsonpytorch.ensemble import Ensemble
+from filejsonpytorch.stacked import StackedMLP
+from test_apply import trained_models
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    return trained_models(tmp_path_factory)
+
+
+def unprepared(prefix):
+    model = model_io.read_model(prefix, torch.device("cpu"))
+    return Server(model.schema, lfdata.Encoder(model.schema, model.vocabs), model.network.eval(), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("kind, stacked", [("ionosphere", True), ("ngram", True), ("regression", True),
+                                           ("sequence", False), ("multi", False)])
+def test_prepared_answers_equal_the_model_files_network(models, kind, stacked):
+    model = models(kind)
+    server, plain = Server.load(model.prefix), unprepared(model.prefix)
+    assert isinstance(server.prepared, StackedMLP) == stacked
+    assert isinstance(server.network, Ensemble) == isinstance(plain.prepared, Ensemble) == stacked
+    requests = [json.dumps(features).encode() for features in model.instances(40)]
+    for request in requests + requests[::-1]:  # the second time from remembered vectors
+        ours, theirs = json.loads(server.answer(request)), json.loads(plain.answer(request))
+        assert ours["status"] == "ok"
+        if "dist" in ours:
+            assert ours["output"] == theirs["output"]
+            assert torch.allclose(torch.tensor(ours["dist"], dtype=torch.float64),
+                                  torch.tensor(theirs["dist"], dtype=torch.float64), rtol=0, atol=1e-6)
+        else:  # float32 sums in another order, on the target's scale
+            assert ours["output"] == pytest.approx(theirs["output"], rel=1e-6)
