@@ -10,8 +10,9 @@ code, is trained by `lfhost train` with `--seed 1` and nothing else (the default
 then scored on the held-out part by `lfhost apply`, as GATE would apply it. The sides take
 turns (who goes first alternates by data set).
 
-Printed per data set and side: lfhost's wall time of `train.sh`, the epochs run (for folds,
-of all networks), the epoch of the best validation (for folds, their mean), and the held-out figure (accuracy; entity F1 for chunk labels;
+Printed per data set and side: lfhost's wall time of `train.sh`, the epochs run (the
+training log's validations; for folds, of all networks), the epoch of the best validation
+(for folds, their mean; chunk labels: of the best token accuracy), and the held-out figure (accuracy; entity F1 for chunk labels;
 RMSE for regression). `--busy N` runs N busy loops (one process each) during training, as
 other work on the machine would.
 
@@ -108,7 +109,9 @@ def run(name, side, datadir, test_lines, opts):
             process.terminate()
     applied = lfhost("apply", *common, "--test", str(test), "--child-log", str(datadir / "apply.out"))
     model = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
-    return {"dataset": name, "side": side, "seconds": trained["wall_s"], **epochs(model), "score": score(applied)}
+    log_text = (datadir / "train.out").read_text(encoding="utf-8", errors="replace")
+    return {"dataset": name, "side": side, "seconds": trained["wall_s"], **epochs(model, log_text),
+            "score": score(applied)}
 
 
 def spin():
@@ -123,18 +126,17 @@ def lfhost(*args):
     return json.loads(done.stdout)
 
 
-def epochs(model):
-    """Epochs run and the epoch of the best validation; for folds, summed and averaged
-    over the networks (each validated on its own fold)."""
+def epochs(model, log_text):
+    """Epochs run (the log's validations, one per epoch by default; for folds, of all the
+    networks) and the epoch of the best validation (for folds, their mean)."""
     by_fold = {}
     for entry in model.get("history") or []:
         by_fold.setdefault(entry.get("fold", 1), []).append(entry)
     if not by_fold:
         return {"epochs": None, "best_epoch": None}
     key, sign = ("loss", -1) if model["schema"]["target_kind"] == "numeric" else ("accuracy", 1)
-    runs = [max(h["epoch"] for h in history) for history in by_fold.values()]
     bests = [max(history, key=lambda h: sign * h[key])["epoch"] for history in by_fold.values()]
-    return {"epochs": sum(runs), "best_epoch": round(sum(bests) / len(bests), 1)}
+    return {"epochs": log_text.count("validation after epoch"), "best_epoch": round(sum(bests) / len(bests), 1)}
 
 
 def score(applied):
