@@ -41,6 +41,8 @@ def test_a_cross_validation_leaves_history_curves_report_and_card_in_step_with_t
     folds_figure = re.search(r"Each on the fold it validated on: loss [\d.]+, accuracy ([\d.]+)", run.err).group(1)
     assert f"{report['classification']['accuracy']:.4f}" == folds_figure and report["classification"]["n"] == 351
     assert "Most confused:" in run.err
+    assert re.search(r"\ntime spent: reading [\d.]+ s, vocabularies [\d.]+ s, training [\d.]+ s, validation "
+                     r"[\d.]+ s, saving [\d.]+ s, reports [\d.]+ s\n$", run.err), run.err[-500:]
 
     card = (datadir / f"{PREFIX}.md").read_text()
     parameters = re.search(r"parameters: ([\d,]+)", run.err).group(1)

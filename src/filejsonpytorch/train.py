@@ -32,6 +32,7 @@ from .errors import EnvironmentProblem
 from .logs import run_main, setup_logging
 from .training.crossval import CrossValidation
 from .training.data import training_data
+from .training.phases import PHASES
 from .training.reports import TrainingReports
 from .training.setup import new_model, resumed_model
 from .training.trainer import train_one_network
@@ -49,6 +50,7 @@ def train(args):
         log.info("--nocreate: nothing to do")
         return 0
     model_io.prepare_directory(args.modelprefix)
+    PHASES.reset()
     setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
     if args.from_yaml:
         log.info("options from %s: %s", args.yaml_file, ", ".join(f"{k}={v}" for k, v in args.from_yaml.items()))

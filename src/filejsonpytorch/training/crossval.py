@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..model_io import Model
 from ..ensemble import Ensemble
 from ..network import build_network
+from .phases import PHASES
 from .trainer import Hooks, Trainer, format_seconds
 from .validation import validation_pass
 
@@ -129,7 +130,8 @@ class CrossValidation:
 
     def score(self, member, fold):
         """Adds the network's loss on its own fold to the cross-validation figures."""
-        figures, search = validation_pass(member, TensorData(self.data.subset(fold)), self.device)
+        with PHASES.timing("validation"):
+            figures, search = validation_pass(member, TensorData(self.data.subset(fold)), self.device)
         self.out_of_fold.append((len(fold), figures["loss"], figures["accuracy"]))
         if search is not None:
             self.search.loss_sums += search.loss_sums
@@ -162,7 +164,8 @@ class CrossValidation:
         position = {"epoch": max(epochs), "instances": instances, "networks_finished": self.finished}
         model = Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
                       [e for h in self.histories for e in h], position, options=self.model.options)
-        model_io.write_model(self.args.modelprefix, model)
+        with PHASES.timing("saving"):
+            model_io.write_model(self.args.modelprefix, model)
 
     def report(self, members, seconds):
         n = sum(size for size, _, _ in self.out_of_fold)

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import lfdata
 from ..errors import UsageError
+from .phases import PHASES
 
 log = logging.getLogger("filejsonpytorch")
 
@@ -25,10 +26,11 @@ def read_datasets(args, schema, vocabs):
     encoder = lfdata.Encoder(schema, vocabs)
     data_path = lfdata.data_file_for(args.metafile)
     started = time.time()
-    data = lfdata.read_dataset(data_path, schema, encoder)
-    log.info("read %d %s from %s in %.1fs", len(data), "sequences" if schema.is_sequence else "instances",
-             data_path, time.time() - started)
-    return data, lfdata.read_dataset(args.valfile, schema, encoder) if args.valfile else None
+    with PHASES.timing("reading"):
+        data = lfdata.read_dataset(data_path, schema, encoder)
+        log.info("read %d %s from %s in %.1fs", len(data), "sequences" if schema.is_sequence else "instances",
+                 data_path, time.time() - started)
+        return data, lfdata.read_dataset(args.valfile, schema, encoder) if args.valfile else None
 
 
 #: fewer validation instances than this cannot choose an epoch: said, not refused

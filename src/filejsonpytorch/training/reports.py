@@ -17,6 +17,7 @@ from ..config import train_defaults
 from ..history import HistoryFile
 from ..model_card import model_card
 from ..plot import curves_path, draw
+from .phases import PHASES
 from .trainer import Hooks
 
 log = logging.getLogger("filejsonpytorch")
@@ -38,14 +39,16 @@ class TrainingReports:
         """The hooks that keep the history and the curves of network number `network`."""
         def on_report(trainer, epoch, batch, totals):
             accuracy = None if trainer.task == "regression" else totals.accuracy()
-            self.history.report(network, epoch, batch, trainer.model.position["instances"],
-                                trainer.learning_rate(), totals.loss(), accuracy)
+            with PHASES.timing("reports"):
+                self.history.report(network, epoch, batch, trainer.model.position["instances"],
+                                    trainer.learning_rate(), totals.loss(), accuracy)
 
         def on_validation(trainer, entry, improved):
-            self.history.validation(network, epoch=entry["epoch"], batch=entry["batch"],
-                                    instances=entry["instances"], learning_rate=trainer.learning_rate(),
-                                    figures=entry, best=improved)
-            self.draw_curves(final=False)
+            with PHASES.timing("reports"):
+                self.history.validation(network, epoch=entry["epoch"], batch=entry["batch"],
+                                        instances=entry["instances"], learning_rate=trainer.learning_rate(),
+                                        figures=entry, best=improved)
+                self.draw_curves(final=False)
 
         return Hooks(on_report=on_report, on_validation=on_validation)
 
@@ -62,7 +65,12 @@ class TrainingReports:
 
     def finish(self, validation, epochs, report=None):
         """At the end of training: the curves, the report of the saved model on `validation`
-        (or the given one: a cross-validation's), and the model card."""
+        (or the given one: a cross-validation's), and the model card; then the time per phase."""
+        with PHASES.timing("reports"):
+            self.write_final(validation, epochs, report)
+        PHASES.log()
+
+    def write_final(self, validation, epochs, report):
         self.history.close()
         self.draw_curves()
         log.info("learning curves in %s, drawn %d times in %.1f s (%.1f%% of the training time)",

@@ -14,6 +14,7 @@ from ..network import build_network, find_module
 from ..pretrained import init_pretrained, prepare_pretrained
 from .crossval import folds_for
 from .data import read_datasets, split
+from .phases import PHASES
 
 log = logging.getLogger("filejsonpytorch")
 
@@ -33,7 +34,8 @@ def new_model(args):
     settings = vocab.embedding_settings(schema, attributes, vocab.parse_embs(args.embs))
     for emb in settings.values():
         emb.add_file_words = args.emb_addwords
-    vocabs = vocab.build_vocabs(schema, meta["featureStats"], settings)
+    with PHASES.timing("vocabularies"):
+        vocabs = vocab.build_vocabs(schema, meta["featureStats"], settings)
     if args.chars:
         sources = add_char_features(schema, vocabs, meta["featureStats"])
         if sources:
@@ -43,7 +45,8 @@ def new_model(args):
     data, val_set = read_datasets(args, schema, vocabs)
     folds = folds_for(args, schema, len(data), arch_file)
     train_set, val_set = (data, val_set) if folds > 1 or val_set is not None else split(data, args.valsize, args.seed)
-    fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
+    with PHASES.timing("vocabularies"):
+        fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained)
     arch = architecture_for(args, schema, vocabs, arch_file, folds)
     network = build_network(arch)
     init_pretrained(network, pretrained, arch)

@@ -27,6 +27,7 @@ from .. import model_io
 from ..batches import Passes, TensorData, epoch_order, to_device
 from ..calibration import MIN_ITEMS
 from ..errors import EXIT_DATA, UserError
+from .phases import PHASES
 from .stop import StopRequest
 from .validation import Totals, best_of, count_correct, early_stopping_metric, is_better, validation_pass
 from .word_dropout import WordDropout
@@ -125,7 +126,8 @@ class Trainer:
         totals = Totals()
         batches = epoch_order(self.train_data, self.batch_size, self.rng, shuffle=not self.args.noshuffle)
         for number, indices in enumerate(batches, 1):
-            self.train_step(indices, totals)
+            with PHASES.timing("training"):
+                self.train_step(indices, totals)
             self.done_batches += 1
             # every epoch reports at least once, at its end when it is shorter than the interval
             if number % self.report_every == 0 or (number == len(batches) and totals.batches == number):
@@ -207,7 +209,8 @@ class Trainer:
         if self.val_data is None:
             self.hooks.on_improvement(self)
             return False
-        figures, search = validation_pass(self.network, self.val_data, self.device, self.model.arch.labels)
+        with PHASES.timing("validation"):
+            figures, search = validation_pass(self.network, self.val_data, self.device, self.model.arch.labels)
         entry = self.history_entry(epoch, number, figures)
         self.model.history.append(entry)
         improved = is_better(entry, self.best, self.metric)
@@ -269,7 +272,8 @@ class Trainer:
 def train_one_network(args, model, device, train_set, val_set, reports):
     """The ordinary run: the model file holds the best network so far, always."""
     def keep(trainer):
-        model_io.write_model(args.modelprefix, model, trainer.optimizer)
+        with PHASES.timing("saving"):
+            model_io.write_model(args.modelprefix, model, trainer.optimizer)
 
     def finish(trainer):
         if trainer.best is None and trainer.val_data is not None:
