@@ -77,7 +77,7 @@ def prepare(meta_path, embs="", maxlens="", data_path=None):
 
     meta = lfdata.read_meta(meta_path)
     attributes = meta["featureInfo"]["attributes"]
-    schema = lfdata.schema_from_meta(meta, meta_path)
+    schema = lfdata.schema_from_meta(meta)
     data_path = data_path or lfdata.data_file_for(meta_path)
     lfdata.detect_list_features(schema, lfdata.peek_first_values(data_path, schema.is_sequence))
     schema.maxlens = config.parse_maxlens(maxlens, schema, attributes)

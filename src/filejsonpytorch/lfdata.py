@@ -120,7 +120,7 @@ def read_meta(meta_path):
     return meta
 
 
-def schema_from_meta(meta, meta_path="meta"):
+def schema_from_meta(meta):
     attributes = meta["featureInfo"]["attributes"]
     stats = meta["featureStats"]
     features = []
@@ -316,7 +316,7 @@ def _parse_line(line, path, number):
         raise DataError(f"{located(path, number)}: malformed JSON ({e})") from None
 
 
-def read_dataset(path, schema, encoder, first_line=None):
+def read_dataset(path, schema, encoder):
     """Parses a data file once into a Dataset; errors name the file, line and feature.
     Empty sequences (a span without elements) teach nothing and are left out."""
     columns = Columns(encoder)

@@ -27,7 +27,7 @@ def new_model(args):
     arch_file = load_arch_file(args.arch) if args.arch else None
     meta = lfdata.read_meta(args.metafile)
     attributes = meta["featureInfo"].get("attributes", [])
-    schema = lfdata.schema_from_meta(meta, args.metafile)
+    schema = lfdata.schema_from_meta(meta)
     peeked = lfdata.peek_first_values(lfdata.data_file_for(args.metafile), schema.is_sequence)
     lfdata.detect_list_features(schema, peeked)
     schema.maxlens = parse_maxlens(args.maxlens, schema, attributes)
