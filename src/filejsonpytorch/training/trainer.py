@@ -63,7 +63,7 @@ class Trainer:
     """Trains `model.network` on train_set, validating on val_set (or None); `model`'s
     history and position are kept up to date. See the module's docstring for the hooks."""
 
-    def __init__(self, args, model, device, train_set, val_set, hooks, part=None):
+    def __init__(self, args, model, device, train_set, val_set, hooks, part=None, stop=None):
         self.args, self.model, self.network, self.device = args, model, model.network, device
         self.hooks = hooks
         self.task = model.arch.task
@@ -83,7 +83,8 @@ class Trainer:
         self.grad_clip = training.grad_clip or 0
         self.word_dropout = WordDropout(model.arch, model.vocabs, training.word_dropout or 0)
         self.rng = np.random.default_rng(args.seed + model.position["epoch"])
-        self.stop = StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
+        # `stop`: a request the caller watches instead (a worker process, a distributed run)
+        self.stop = stop or StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
         self.best = best_of(model.history, self.metric)
         self.calibration = None
         self.bad_validations = 0
