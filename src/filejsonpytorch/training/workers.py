@@ -24,7 +24,7 @@ from ..logs import setup_logging
 from ..network import build_network
 from .crossval import available_cores, train_fold
 from .phases import PHASES
-from .stop import StopRequest
+from .stop import StopRequest, stop_file
 
 log = logging.getLogger("filejsonpytorch")
 POLL_SECONDS = 0.2  # how often the main process looks at the stop file and its workers
@@ -40,7 +40,7 @@ def train_in_workers(cv, todo, workers):
     pool = WorkerPool(cv, workers, threads)
     pending = list(todo)
     try:
-        with StopRequest(cv.args.stopfile or os.path.join(cv.args.datadir, "STOP")) as stop:
+        with StopRequest(stop_file(cv.args)) as stop:
             while pending or pool.running:
                 while pending and len(pool.running) < workers and not pool.stopping.is_set():
                     pool.hand_out(pending.pop(0))
