@@ -121,16 +121,8 @@ class DistributedTrainer(Trainer):
         self.count_step(indices, value, (int(correct), int(count)), totals)
 
     def shard(self, indices):
-        """(this rank's part of a global batch, the weight of its mean loss: the ranks times
-        its part of the batch's items or elements). A batch smaller than the ranks leaves
-        some without items: they take one with weight 0, adding nothing to the sum."""
-        part = indices[self.group.rank::self.group.world]
-        if len(part) == 0:
-            return indices[:1], 0.0
-        if self.train_data.is_sequence:
-            lengths = self.train_data.lengths
-            return part, self.group.world * float(lengths[part].sum()) / float(lengths[indices].sum())
-        return part, self.group.world * len(part) / len(indices)
+        lengths = self.train_data.lengths if self.train_data.is_sequence else None
+        return shard(indices, self.group.rank, self.group.world, lengths)
 
     def validate(self, epoch, number):
         stop = super().validate(epoch, number) if self.group.is_main else False
@@ -158,6 +150,19 @@ class RanksStop:
             if flag.item():
                 self.reason = self.local.reason or "another process's stop request"
         return self.reason
+
+
+def shard(indices, rank, world, lengths=None):
+    """(rank's part of a global batch, the weight of its mean loss: `world` times its part of
+    the batch's items, or of its elements when `lengths` gives each sequence's). A batch
+    smaller than the ranks leaves some without items: they take one with weight 0, adding
+    nothing to the gradient sum they still take part in."""
+    part = indices[rank::world]
+    if len(part) == 0:
+        return indices[:1], 0.0
+    if lengths is not None:
+        return part, world * float(lengths[part].sum()) / float(lengths[indices].sum())
+    return part, world * len(part) / len(indices)
 
 
 def broadcast_flag(flag, device):
