@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PREFIX, load_tensors, model_info, train_env
+from conftest import PREFIX, load_tensors, model_info, train_command, train_env
 from filejsonpytorch import model_io
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.errors import UsageError
@@ -197,3 +197,36 @@ def test_folds_in_two_workers_are_the_networks_trained_one_after_another(make_da
                         for w in (1, 2)]
     figure = "Each on the fold it validated on: "
     assert cross_validation[0][0].split(figure)[1] == cross_validation[1][0].split(figure)[1]
+
+
+@pytest.mark.slow
+def test_a_stop_file_stops_every_worker_with_a_loadable_model_and_resume_trains_the_rest(make_datadir):
+    datadir = make_datadir("abalone-train")
+    meta, prefix = datadir / "crvd.meta.json", datadir / PREFIX
+    process = subprocess.Popen(train_command(meta, prefix, "--maxepochs", "300", "--es_patience", "0", "--workers", "2"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=train_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not (datadir / f"{PREFIX}.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+            time.sleep(0.2)
+        (datadir / "STOP").write_text("")
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err[-3000:]
+    assert "stopping: stop file" in err
+    for network in (1, 2):  # both were training
+        assert f"network {network} of 5: stopping: the main process asked" in err
+    info = model_info(prefix)
+    assert info["position"]["folds_finished"] == [] and info["arch"]["ensemble"] in (1, 2)
+    model_io.read_model(str(prefix))
+    first_epochs = max(e["epoch"] for e in info["history"] if e["fold"] == 1)
+
+    resumed = run([*train_command(meta, prefix, "--maxepochs", "1", "--resume", "--workers", "2")])
+    assert f"at network 1 of a 5-fold cross-validation, after its epoch {first_epochs}" in resumed.stderr
+    info = model_info(prefix)
+    assert info["position"]["folds_finished"] == [1, 2, 3, 4, 5] and info["arch"]["ensemble"] == 5
+    assert max(e["epoch"] for e in info["history"] if e["fold"] == 1) == first_epochs + 1

@@ -42,14 +42,14 @@ def train_in_workers(cv, todo, workers):
     try:
         with StopRequest(stop_file(cv.args)) as stop:
             while pending or pool.running:
-                while pending and len(pool.running) < workers and not pool.stopping.is_set():
+                while pending and len(pool.running) < workers:
                     pool.hand_out(pending.pop(0))
                 pool.receive()
                 if stop.check() and not pool.stopping.is_set():
                     log.info("stopping: %s", stop.reason)
                     pool.stopping.set()
-                if pool.error is not None:
-                    pending.clear()
+                if pool.stopping.is_set():
+                    pending.clear()  # a stop request or a worker's error: no network starts
     finally:
         pool.close()
     if pool.error is not None:
@@ -134,7 +134,10 @@ class WorkerPool:
 
 
 def worker_main(jobs, events, stopping, threads, debug, parent):
-    """A worker process: trains the networks it is handed, sending what happens to `events`."""
+    """A worker process: trains the networks it is handed, sending what happens to `events`.
+    Signals are the main process's to handle: Ctrl-C reaches the whole process group."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     torch.set_num_threads(threads)
     relay = Relay(events)
     for job, state, temperature, device in iter(jobs.get, None):
@@ -172,20 +175,17 @@ class Relay:
 
 
 class RelayedStop:
-    """A worker's stop request: the main process's, or the main process gone. Signals
-    are the main process's to handle: Ctrl-C reaches the whole process group."""
+    """A worker's stop request: the main process's, or the main process gone."""
 
     def __init__(self, stopping, parent):
         self.stopping, self.parent = stopping, parent
         self.reason = None
 
     def __enter__(self):
-        self.previous = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def __exit__(self, *exc):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
+        return None
 
     def check(self):
         if self.reason is None and self.stopping.is_set():
