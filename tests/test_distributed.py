@@ -222,6 +222,7 @@ def test_a_stop_file_stops_every_worker_with_a_loadable_model_and_resume_trains_
         assert f"network {network} of 5: stopping: the main process asked" in err
     info = model_info(prefix)
     assert info["position"]["folds_finished"] == [] and info["arch"]["ensemble"] in (1, 2)
+    assert len(info["position"]["folds_saved"]) == info["arch"]["ensemble"]  # which folds they are
     model_io.read_model(str(prefix))
     first_epochs = max(e["epoch"] for e in info["history"] if e["fold"] == 1)
 

@@ -124,8 +124,8 @@ class CrossValidation:
     k-th, validated on the k-th (early stopping, best epoch). Every instance is trained on,
     and each network's epoch is chosen on data it does not see. One after another, or in up
     to --workers processes at once (workers.py) with the same results. At each network's new
-    best, the ensemble of the networks from the first on that have a best is saved, so an
-    interrupted run leaves a usable model. --resume trains the networks the run did not
+    best, the ensemble of the networks that have a best is saved (the position names their
+    folds), so an interrupted run leaves a usable model. --resume trains the networks the run did not
     finish (going on with those it had begun); when all were finished, it trains each further."""
 
     def __init__(self, args, model, device, data, reports):
@@ -133,8 +133,8 @@ class CrossValidation:
         self.k = model.arch.training.folds
         self.member_arch = model.arch.replace(ensemble=1)
         saved = model.network.members if hasattr(model.network, "members") else [model.network]
-        self.members = list(saved) + [build_network(self.member_arch).to(device)
-                                      for _ in range(self.k - len(saved))]
+        saved = dict(zip(saved_folds(model.position, len(saved)), saved))
+        self.members = [saved[i] if i in saved else build_network(self.member_arch).to(device) for i in range(self.k)]
         order = np.random.default_rng(args.seed).permutation(len(data))
         self.folds = [np.sort(fold) for fold in np.array_split(order, self.k)]
         self.histories = [[e for e in model.history if e.get("fold") == i + 1] for i in range(self.k)]
@@ -155,9 +155,8 @@ class CrossValidation:
             for i in todo:
                 if train_fold(self.job(i), self.members[i], self.device, self).stop.reason:
                     break
-        kept = [self.members[i] for i in self.kept()]
-        self.report(kept, time.time() - started)
-        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(kept))
+        self.report(self.kept(), time.time() - started)
+        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(self.kept()))
 
     def job(self, i):
         fold = self.folds[i]
@@ -170,8 +169,7 @@ class CrossValidation:
 
     def member_improved(self, i, state, temperature, history):
         self.take(i, state, temperature, history)
-        if i in self.kept():
-            self.write_ensemble()
+        self.write_ensemble()
 
     def member_finished(self, i, state, temperature, history, stopped):
         self.take(i, state, temperature, history)
@@ -195,14 +193,8 @@ class CrossValidation:
         self.histories[i] = history
 
     def kept(self):
-        """The networks the model file holds: those from the first on that have a validation,
-        so that the k-th network of the saved ensemble is always the k-th fold's."""
-        kept = []
-        for i in range(self.k):
-            if not self.histories[i]:
-                break
-            kept.append(i)
-        return kept
+        """The networks the model file holds: those with a validation, in fold order."""
+        return [i for i in range(self.k) if self.histories[i]]
 
     def score(self, i):
         """Network i's figures on its own fold, for the cross-validation's."""
@@ -221,12 +213,12 @@ class CrossValidation:
             search.items += self.scores[i][3].items
         return search
 
-    def out_of_fold_report(self, members):
-        """The evaluation report of each network on its own fold, together."""
-        if not members:
+    def out_of_fold_report(self, networks):
+        """The evaluation report of each of the `networks` on its own fold, together."""
+        if not networks:
             return None
-        folds = self.folds[:len(members)]
-        search = self.search(range(len(members)))
+        members, folds = [self.members[i] for i in networks], [self.folds[i] for i in networks]
+        search = self.search(networks)
         temperature = search.best()[0] if search is not None else 1.0
         predictions = []
         for member, fold in zip(members, folds):
@@ -242,8 +234,6 @@ class CrossValidation:
     def write_ensemble(self):
         """Writes the model file: the ensemble of the kept networks, with their histories."""
         kept = self.kept()
-        if not kept:
-            return  # the first network has no validation yet: nothing to save before it
         members = [self.members[i] for i in kept]
         network = members[0] if len(members) == 1 else Ensemble(self.model.arch.replace(ensemble=len(members)), members)
         search = self.search(kept)
@@ -251,15 +241,16 @@ class CrossValidation:
             network.temperature = search.best()[0]
         histories = [self.histories[i] for i in kept]
         finished = sorted(i + 1 for i in self.finished if i in kept)
+        # which fold each saved network is, and which finished, for --resume
         position = {"epoch": max(h[-1]["epoch"] for h in histories), "instances": sum(h[-1]["instances"] for h in histories),
-                    "networks_finished": len(finished), "folds_finished": finished}
+                    "networks_finished": len(finished), "folds_finished": finished, "folds_saved": [i + 1 for i in kept]}
         model = Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
                       [e for h in histories for e in h], position, options=self.model.options)
         with PHASES.timing("saving"):
             model_io.write_model(self.args.modelprefix, model)
 
-    def report(self, members, seconds):
-        scores = [self.scores[i] for i in range(len(members)) if i in self.scores]
+    def report(self, networks, seconds):
+        scores = [self.scores[i] for i in networks if i in self.scores]
         n = sum(size for size, _, _, _ in scores)
         if not n:
             log.info("done in %s; no network finished a validation, nothing saved", format_seconds(seconds))
@@ -271,8 +262,8 @@ class CrossValidation:
             figure = f"accuracy {sum(size * a for size, _, a, _ in scores) / n:.4f}"
         log.info("done in %s; %d of %d networks in %s. Each on the fold it validated on: loss %.4f, %s "
                  "(a little optimistic: that fold also chose its best epoch)", format_seconds(seconds),
-                 len(members), self.k, model_io.json_path(self.args.modelprefix), loss, figure)
-        search = self.search(range(len(members)))
+                 len(networks), self.k, model_io.json_path(self.args.modelprefix), loss, figure)
+        search = self.search(networks)
         if search is not None:
             temperature, calibrated, uncalibrated = search.best()
             log.info("probabilities calibrated on the %d instances of the folds: temperature %.2f, log-loss %.4f -> %.4f",
@@ -285,6 +276,14 @@ def finished_networks(position):
     if "folds_finished" in position:
         return {fold - 1 for fold in position["folds_finished"]}
     return set(range(position.get("networks_finished", 0)))
+
+
+def saved_folds(position, saved):
+    """The folds (from 0) of the `saved` networks of a saved cross-validation; models saved
+    before networks trained in parallel hold the first ones."""
+    if "folds_saved" in position:
+        return [fold - 1 for fold in position["folds_saved"]]
+    return list(range(saved))
 
 
 def worker_count(asked, networks):

@@ -140,7 +140,7 @@ def worker_main(jobs, events, stopping, threads, debug, parent):
         signal.signal(number, signal.SIG_IGN)
     torch.set_num_threads(threads)
     relay = Relay(events)
-    for job, state, temperature, device in iter(jobs.get, None):
+    for job, state, temperature, device in iter(lambda: next_job(jobs, parent), None):
         setup_worker_logging(events, f"network {job.index + 1} of {job.folds}", debug)
         try:
             member = build_network(job.arch)
@@ -152,6 +152,16 @@ def worker_main(jobs, events, stopping, threads, debug, parent):
             log.debug("failed", exc_info=True)
             events.put(("failed", job.index, error if isinstance(error, UserError) else
                         RuntimeError(f"network {job.index + 1}: {type(error).__name__}: {error}")))
+
+
+def next_job(jobs, parent):
+    """The next network to train; None at the end, or when the main process is gone."""
+    while os.getppid() == parent:
+        try:
+            return jobs.get(timeout=1)
+        except queue.Empty:
+            continue
+    return None
 
 
 class Relay:
