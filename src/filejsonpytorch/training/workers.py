@@ -152,6 +152,8 @@ def worker_main(jobs, events, stopping, threads, debug, parent):
             log.debug("failed", exc_info=True)
             events.put(("failed", job.index, error if isinstance(error, UserError) else
                         RuntimeError(f"network {job.index + 1}: {type(error).__name__}: {error}")))
+    if os.getppid() != parent:
+        events.cancel_join_thread()  # nobody reads what is left: exit without waiting to send it
 
 
 def next_job(jobs, parent):
