@@ -83,24 +83,28 @@ def descendants(pid):
 
 
 @contextlib.contextmanager
-def long_run(datadir, *options):
-    """A torchrun of two ranks that would train for long, once its first model is saved;
-    whatever is left of it is ended at the end."""
-    command = torchrun(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "500", "--es_patience", "0",
-                       "--valeverybatches", "3", *EXACT, *options)
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=train_env())
+def saved_once(command, datadir):
+    """The command started, once its first model is saved; whatever is left of it (its
+    descendants too) is killed at the end."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=train_env())
     try:
         deadline = time.monotonic() + 120
         while not (datadir / f"{PREFIX}.json").exists():
-            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
             time.sleep(0.2)
-        yield launcher
+        yield process
     finally:
-        if launcher.poll() is None:
-            for pid in descendants(launcher.pid):
-                os.kill(pid, signal.SIGKILL)
-            launcher.kill()
-            launcher.communicate()
+        for pid in descendants(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def long_run(datadir):
+    """A torchrun of two ranks that would train for long, once its first model is saved."""
+    return saved_once(torchrun(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "500", "--es_patience",
+                               "0", "--valeverybatches", "3", *EXACT), datadir)
 
 
 @pytest.mark.slow
@@ -199,23 +203,19 @@ def test_folds_in_two_workers_are_the_networks_trained_one_after_another(make_da
     assert cross_validation[0][0].split(figure)[1] == cross_validation[1][0].split(figure)[1]
 
 
+def long_folds(datadir):
+    """Five folds of abalone in two workers, 300 epochs each: long."""
+    return train_command(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "300", "--es_patience", "0",
+                         "--workers", "2")
+
+
 @pytest.mark.slow
 def test_a_stop_file_stops_every_worker_with_a_loadable_model_and_resume_trains_the_rest(make_datadir):
     datadir = make_datadir("abalone-train")
     meta, prefix = datadir / "crvd.meta.json", datadir / PREFIX
-    process = subprocess.Popen(train_command(meta, prefix, "--maxepochs", "300", "--es_patience", "0", "--workers", "2"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=train_env())
-    try:
-        deadline = time.monotonic() + 120
-        while not (datadir / f"{PREFIX}.json").exists():
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
-            time.sleep(0.2)
+    with saved_once(long_folds(datadir), datadir) as process:
         (datadir / "STOP").write_text("")
         _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, err[-3000:]
     assert "stopping: stop file" in err
     for network in (1, 2):  # both were training
@@ -231,3 +231,19 @@ def test_a_stop_file_stops_every_worker_with_a_loadable_model_and_resume_trains_
     info = model_info(prefix)
     assert info["position"]["folds_finished"] == [1, 2, 3, 4, 5] and info["arch"]["ensemble"] == 5
     assert max(e["epoch"] for e in info["history"] if e["fold"] == 1) == first_epochs + 1
+
+
+@pytest.mark.slow
+def test_workers_end_when_the_main_process_is_killed(make_datadir):
+    datadir = make_datadir("abalone-train")
+    with saved_once(long_folds(datadir), datadir) as process:
+        workers = descendants(process.pid)
+        assert workers  # the two workers and multiprocessing's resource tracker
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while any(Path(f"/proc/{pid}").exists() and b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().split()[2:3]
+                  for pid in workers):
+            assert time.monotonic() < deadline, "a worker goes on without its main process"
+            time.sleep(0.5)
+    model_io.read_model(str(datadir / PREFIX))

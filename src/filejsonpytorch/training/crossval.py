@@ -125,8 +125,8 @@ class CrossValidation:
     and each network's epoch is chosen on data it does not see. One after another, or in up
     to --workers processes at once (workers.py) with the same results. At each network's new
     best, the ensemble of the networks that have a best is saved (the position names their
-    folds), so an interrupted run leaves a usable model. --resume trains the networks the run did not
-    finish (going on with those it had begun); when all were finished, it trains each further."""
+    folds), so an interrupted run leaves a usable model. --resume trains the networks the run
+    did not finish (going on with those it had begun); when all were finished, each further."""
 
     def __init__(self, args, model, device, data, reports):
         self.args, self.model, self.device, self.data, self.reports = args, model, device, data, reports
@@ -155,8 +155,9 @@ class CrossValidation:
             for i in todo:
                 if train_fold(self.job(i), self.members[i], self.device, self).stop.reason:
                     break
-        self.report(self.kept(), time.time() - started)
-        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(self.kept()))
+        kept = self.kept()
+        self.report(kept, time.time() - started)
+        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(kept))
 
     def job(self, i):
         fold = self.folds[i]
@@ -242,8 +243,9 @@ class CrossValidation:
         histories = [self.histories[i] for i in kept]
         finished = sorted(i + 1 for i in self.finished if i in kept)
         # which fold each saved network is, and which finished, for --resume
-        position = {"epoch": max(h[-1]["epoch"] for h in histories), "instances": sum(h[-1]["instances"] for h in histories),
-                    "networks_finished": len(finished), "folds_finished": finished, "folds_saved": [i + 1 for i in kept]}
+        position = {"epoch": max(h[-1]["epoch"] for h in histories),
+                    "instances": sum(h[-1]["instances"] for h in histories), "networks_finished": len(finished),
+                    "folds_finished": finished, "folds_saved": [i + 1 for i in kept]}
         model = Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
                       [e for h in histories for e in h], position, options=self.model.options)
         with PHASES.timing("saving"):
