@@ -12,8 +12,8 @@ turns (who goes first alternates by data set).
 
 Printed per data set and side: lfhost's wall time of `train.sh`, the epochs run (the
 training log's validations; for folds, of all networks), the epoch of the best validation
-(for folds, their mean; chunk labels: of the best token accuracy), and the held-out figure (accuracy; entity F1 for chunk labels;
-RMSE for regression). `--busy N` runs N busy loops (one process each) during training, as
+(for folds, their mean; chunk labels: of the best entity F1), and the held-out figure
+(accuracy; entity F1 for chunk labels; RMSE for regression). `--busy N` runs N busy loops (one process each) during training, as
 other work on the machine would.
 
     python benchmarks/bench_time_to_accuracy.py [--reference REV] [--datasets NAME ...] [--busy N]
@@ -134,7 +134,9 @@ def epochs(model, log_text):
         by_fold.setdefault(entry.get("fold", 1), []).append(entry)
     if not by_fold:
         return {"epochs": None, "best_epoch": None}
-    key, sign = ("loss", -1) if model["schema"]["target_kind"] == "numeric" else ("accuracy", 1)
+    entries = [entry for history in by_fold.values() for entry in history]
+    key, sign = ("loss", -1) if model["schema"]["target_kind"] == "numeric" else \
+        ("entity_f1", 1) if all("entity_f1" in entry for entry in entries) else ("accuracy", 1)
     bests = [max(history, key=lambda h: sign * h[key])["epoch"] for history in by_fold.values()]
     return {"epochs": log_text.count("validation after epoch"), "best_epoch": round(sum(bests) / len(bests), 1)}
 

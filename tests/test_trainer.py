@@ -57,20 +57,3 @@ def test_on_finish_comes_after_a_stop_request_too(make_datadir):
     trainer.stop.check()  # as if the file appeared during the first batch
     trainer.run()
     assert calls == [("finish", 0, 0)] and trainer.stop.reason.startswith("stop file")
-
-
-def test_by_default_patience_is_half_the_validations_that_reached_the_best(make_datadir):
-    datadir = make_datadir("class-ionosphere")
-    trainer, _ = trainer_with_hooks(datadir, "--maxepochs", "100", "--es_metric", "loss")
-    trainer.run()
-    history = trainer.model.history
-    reached = history.index(trainer.best) + 1
-    assert len(history) < 100, "stopped early"
-    assert len(history) - reached == min(10, max(3, -(-reached // 2)))
-
-
-def test_a_given_patience_is_kept_whatever_the_history(make_datadir):
-    datadir = make_datadir("class-ionosphere")
-    trainer, _ = trainer_with_hooks(datadir, "--maxepochs", "100", "--es_metric", "loss", "--es_patience", "4")
-    trainer.run()
-    assert len(trainer.model.history) - trainer.model.history.index(trainer.best) - 1 == 4

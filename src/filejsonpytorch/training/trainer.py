@@ -35,10 +35,6 @@ from .word_dropout import WordDropout
 log = logging.getLogger("filejsonpytorch")
 
 
-#: the default patience's least and most validations
-PATIENCE_BOUNDS = (3, 10)
-
-
 class TrainingDiverged(UserError):
     exit_code = EXIT_DATA
 
@@ -110,10 +106,10 @@ class Trainer:
 
     def _run(self):
         args = self.args
-        log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with %s",
+        log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d",
                  self.train_data.size, self.val_data.size if self.val_data else 0,
                  "sequences" if self.train_data.is_sequence else "instances",
-                 self.batch_size, self.model.arch.training.learningrate, self.metric, self.patience_text())
+                 self.batch_size, self.model.arch.training.learningrate, self.metric, args.es_patience)
         self.epochs_left = args.maxepochs
         first_epoch = self.model.position["epoch"] + 1
         self.started = time.time()
@@ -199,7 +195,7 @@ class Trainer:
     def budget(self):
         """What is known of the training still to come: the early stop's and --maxepochs' limits."""
         parts = [f"{self.epoch_seconds():.1f} s/epoch", f"{plural(self.epochs_left, 'epoch')} left by --maxepochs"]
-        patience = self.patience()
+        patience = self.args.es_patience
         if patience:
             left = patience - self.bad_validations
             parts.insert(1, f"stops if {plural(left, 'more validation')} {'brings' if left == 1 else 'bring'} no improvement")
@@ -231,30 +227,11 @@ class Trainer:
         log.info("%svalidation after epoch %d batch %d: %s; %s%s", self.name, epoch, number, figures_text(entry),
                  self.budget(), " (best so far, saved)" if improved else "")
         self.hooks.on_validation(self, entry, improved)
-        if not improved and self.patience() and self.bad_validations >= self.patience():
+        if not improved and self.args.es_patience and self.bad_validations >= self.args.es_patience:
             log.info("%searly stopping: no improvement of validation %s in %d validations",
                      self.name, self.metric, self.bad_validations)
             return True
         return False
-
-    def patience(self):
-        """Validations without improvement that end training (0: never): --es_patience, or
-        half the validations that reached the best so far, within PATIENCE_BOUNDS: a run
-        that improved late has earned more patience than one that peaked at once."""
-        if self.args.es_patience is not None:
-            return self.args.es_patience
-        low, high = PATIENCE_BOUNDS
-        return min(high, max(low, math.ceil(self.validations_to_best() / 2)))
-
-    def validations_to_best(self):
-        comparable = [entry for entry in self.model.history if not entry.get("earlier_validation")]
-        return next((i + 1 for i, entry in enumerate(comparable) if entry is self.best), 0)
-
-    def patience_text(self):
-        if self.args.es_patience is not None:
-            return f"patience {self.args.es_patience}"
-        low, high = PATIENCE_BOUNDS
-        return f"patience of half the validations that reached the best, {low} to {high}"
 
     def history_entry(self, epoch, number, figures):
         entry = {"epoch": epoch, "batch": number, "loss": figures["loss"], "instances": self.model.position["instances"]}
