@@ -6,17 +6,19 @@ documents and articles, in order) the last sixth of the lines, so that at most o
 is split between the parts; for instances (independent sentences or measurements) a seeded
 random sixth. Each side ("ours": this working tree; "ref": `--reference REV`, default HEAD)
 gets its own data directory with the training part and a wrapper installed from its own
-code, is trained by `lfhost train` with `--seed 1` and nothing else (the defaults), and is
-then scored on the held-out part by `lfhost apply`, as GATE would apply it. The sides take
-turns (who goes first alternates by data set).
+code, is trained by `lfhost train` with `--seed S` and nothing else (the defaults; "ours"
+also gets `--options`), and is then scored on the held-out part by `lfhost apply`, as GATE
+would apply it. The sides take turns (who goes first alternates by run), for each seed of
+`--seeds` (default 1); with several seeds each side's mean is printed too.
 
 Printed per data set and side: lfhost's wall time of `train.sh`, the epochs run (the
 training log's validations; for folds, of all networks), the epoch of the best validation
-(for folds, their mean; chunk labels: of the best token accuracy), and the held-out figure (accuracy; entity F1 for chunk labels;
-RMSE for regression). `--busy N` runs N busy loops (one process each) during training, as
+(for folds, their mean; chunk labels: of the best entity F1), and the held-out figure
+(accuracy; entity F1 for chunk labels; RMSE for regression). `--busy N` runs N busy loops (one process each) during training, as
 other work on the machine would.
 
     python benchmarks/bench_time_to_accuracy.py [--reference REV] [--datasets NAME ...] [--busy N]
+                                                [--seeds S ...] [--options "TRAINING OPTIONS"]
 """
 
 import argparse
@@ -28,6 +30,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -42,14 +45,16 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-tta-") as work:
         work = Path(work)
         sources = {"ours": REPO / "src", "ref": extract(opts.reference, work / "ref-src")}
-        rows = []
-        for number, name in enumerate(opts.datasets):
+        rows, turn = [], 0
+        for name in opts.datasets:
             train_lines, test_lines, meta = split(name)
-            sides = list(sources)[number % 2:] + list(sources)[:number % 2]
-            for side in sides:
-                datadir = make_datadir(work / side / name, meta, train_lines, sources[side], opts.python)
-                rows.append(run(name, side, datadir, test_lines, opts))
-                print_row(rows[-1], file=sys.stderr)
+            for seed in opts.seeds:
+                sides = list(sources)[turn % 2:] + list(sources)[:turn % 2]
+                turn += 1
+                for side in sides:
+                    datadir = make_datadir(work / side / f"{name}-{seed}", meta, train_lines, sources[side], opts.python)
+                    rows.append(run(name, side, seed, datadir, test_lines, opts))
+                    print_row(rows[-1], file=sys.stderr)
     print_table(rows, opts)
 
 
@@ -58,6 +63,8 @@ def parse_args():
     parser.add_argument("--reference", default="HEAD", help="the git revision to compare with (default HEAD)")
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     parser.add_argument("--busy", type=int, default=0, help="busy loops running during training")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="train once per seed (default 1)")
+    parser.add_argument("--options", default="", help="training options for our side only, e.g. \"--ngram_layer cnn\"")
     parser.add_argument("--python", default=sys.executable, help="the interpreter for both sides")
     return parser.parse_args()
 
@@ -95,22 +102,23 @@ def make_datadir(datadir, meta, lines, source, python):
     return datadir
 
 
-def run(name, side, datadir, test_lines, opts):
-    test = datadir.parent / f"{name}.test.json"
+def run(name, side, seed, datadir, test_lines, opts):
+    test = datadir.parent / f"{datadir.name}.test.json"
     test.write_text("\n".join(test_lines) + "\n", encoding="utf-8")
     common = ["--data", str(datadir), "--install", "none", "--python-bin", opts.python]
     busy = [multiprocessing.Process(target=spin, daemon=True) for _ in range(opts.busy)]
     for process in busy:
         process.start()
     try:
-        trained = lfhost("train", *common, "--params", "--seed 1", "--child-log", str(datadir / "train.out"))
+        params = f"--seed {seed} {opts.options if side == 'ours' else ''}".strip()
+        trained = lfhost("train", *common, "--params", params, "--child-log", str(datadir / "train.out"))
     finally:
         for process in busy:
             process.terminate()
     applied = lfhost("apply", *common, "--test", str(test), "--child-log", str(datadir / "apply.out"))
     model = json.loads((datadir / "FileJsonPyTorch.model.json").read_text(encoding="utf-8"))
     log_text = (datadir / "train.out").read_text(encoding="utf-8", errors="replace")
-    return {"dataset": name, "side": side, "seconds": trained["wall_s"], **epochs(model, log_text),
+    return {"dataset": name, "side": side, "seed": seed, "seconds": trained["wall_s"], **epochs(model, log_text),
             "score": score(applied)}
 
 
@@ -134,7 +142,9 @@ def epochs(model, log_text):
         by_fold.setdefault(entry.get("fold", 1), []).append(entry)
     if not by_fold:
         return {"epochs": None, "best_epoch": None}
-    key, sign = ("loss", -1) if model["schema"]["target_kind"] == "numeric" else ("accuracy", 1)
+    entries = [entry for history in by_fold.values() for entry in history]
+    key, sign = ("loss", -1) if model["schema"]["target_kind"] == "numeric" else \
+        ("entity_f1", 1) if all("entity_f1" in entry for entry in entries) else ("accuracy", 1)
     bests = [max(history, key=lambda h: sign * h[key])["epoch"] for history in by_fold.values()]
     return {"epochs": log_text.count("validation after epoch"), "best_epoch": round(sum(bests) / len(bests), 1)}
 
@@ -149,15 +159,23 @@ def score(applied):
 
 def print_row(row, file=sys.stdout):
     metric, value = row["score"]
-    print(f"{row['dataset']:20} {row['side']:5} {row['seconds']:8.1f} {row['epochs'] or '-':>7} "
+    print(f"{row['dataset']:20} {row['side']:5} {row['seed']:>4} {row['seconds']:8.1f} {row['epochs'] or '-':>7} "
           f"{row['best_epoch'] or '-':>5} {metric:>10} {value:8.4f}", file=file)
 
 
 def print_table(rows, opts):
-    print(f"defaults through lfhost, --seed 1; ref = {opts.reference}; busy loops during training: {opts.busy}")
-    print(f"{'dataset':20} {'side':5} {'train s':>8} {'epochs':>7} {'best':>5} {'metric':>10} {'held-out':>8}")
+    print(f"defaults through lfhost; ref = {opts.reference}; ours with {opts.options or 'no options'}; "
+          f"busy loops during training: {opts.busy}")
+    print(f"{'dataset':20} {'side':5} {'seed':>4} {'train s':>8} {'epochs':>7} {'best':>5} {'metric':>10} {'held-out':>8}")
     for row in rows:
         print_row(row)
+    if len(opts.seeds) > 1:
+        for name in opts.datasets:
+            for side in ("ours", "ref"):
+                mine = [row for row in rows if row["dataset"] == name and row["side"] == side]
+                print_row({"dataset": name, "side": side, "seed": "mean", "score": (mine[0]["score"][0], mean(
+                    row["score"][1] for row in mine)), "seconds": mean(row["seconds"] for row in mine),
+                    "epochs": round(mean(row["epochs"] or 0 for row in mine), 1), "best_epoch": None})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from conftest import data_lines, export_paths, prepare, write_lines
 from filejsonpytorch import config, lfdata, vocab
 from filejsonpytorch.default_architecture import default_architecture
 from filejsonpytorch.network import build_network
-from filejsonpytorch.batches import TensorData
+from filejsonpytorch.batches import TensorData, epoch_order
 from filejsonpytorch.errors import DataError, UsageError
 
 PAD, OOV = 0, 1
@@ -278,6 +278,17 @@ def test_list_padding_is_zero_in_batches():
     lists = TensorData(data).batch([0, 1])["lists"][0]  # 6 and 10 words
     assert lists.shape == (2, 10)
     assert lists[0, 6:].tolist() == [PAD] * 4 and (lists[0, :6] >= 2).all()
+
+
+def test_an_epoch_groups_instances_with_lists_by_length_and_takes_each_once():
+    _, data = read("class-ngram-sp1")
+    data = TensorData(data)
+    batches = epoch_order(data, 8, np.random.default_rng(1))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(data.size))
+    padded = sum(len(b) * int(data.lengths[b].max()) for b in batches)
+    shuffled = np.random.default_rng(1).permutation(data.size)
+    padded_at_random = sum(len(b) * int(data.lengths[b].max()) for b in np.array_split(shuffled, len(batches)))
+    assert padded < 0.8 * padded_at_random
 
 
 def test_sequence_padding_is_zero_and_masked():

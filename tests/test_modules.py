@@ -327,3 +327,17 @@ def test_arch_file_naming_another_module_gets_that_modules_defaults(tmp_path):
     prefix = train(datadir, "--folds", "1", "--notrain", "--arch", str(tmp_path / "arch.json"))
     arch = Server.load(str(prefix)).network.arch
     assert arch.module == "template" and arch.hparams == find_module("template").hparams
+
+
+def test_lists_of_a_classification_are_averaged_by_default_and_read_by_a_cnn_on_request(tmp_path):
+    averaged = Server.load(str(train(make_datadir(tmp_path, "class-ngram-sp1"), "--notrain"))).network
+    assert averaged.arch.lists[0]["layer"] == "mean"
+    encoder = averaged.encoder.list_encoders[0]
+    assert len(encoder.convs) == 0 and encoder.out_dim == averaged.arch.embeddings[averaged.arch.lists[0]["emb"]].dims
+    vectors = torch.randn(2, 4, encoder.out_dim)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    assert torch.allclose(encoder(vectors, mask), torch.stack([vectors[0, :2].mean(0), vectors[1].mean(0)]))
+    other = tmp_path / "cnn"
+    other.mkdir()
+    convolved = Server.load(str(train(make_datadir(other, "class-ngram-sp1"), "--notrain", "--ngram_layer", "cnn"))).network
+    assert convolved.arch.lists[0]["layer"] == "cnn" and len(convolved.encoder.list_encoders[0].convs) == 3

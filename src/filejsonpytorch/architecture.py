@@ -58,7 +58,8 @@ class Architecture:
     ignore_nominal: list = field(default_factory=list)  # nominal columns the network leaves out
     numeric: int = 0  # number of numeric feature columns
     # one dict per list (n-gram) feature: {"emb": id, "layer": "cnn", "widths": [..], "channels": N}
-    # or {"emb": id, "layer": "lstm", "hidden": N}; a module may choose its own (list_layers)
+    # or {"emb": id, "layer": "lstm", "hidden": N} or {"emb": id, "layer": "mean"} (the
+    # average of the list's vectors); a module may choose its own (list_layers)
     lists: list = field(default_factory=list)
     ensemble: int = 1  # networks trained together and averaged (a cross-validation's: its folds)
     hparams: dict = field(default_factory=dict)  # the module's hyper-parameters (--hparams)

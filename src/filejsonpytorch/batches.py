@@ -23,7 +23,7 @@ class TensorData:
         self.is_sequence = dataset.seq_offsets is not None
         self.seq_offsets = torch.from_numpy(dataset.seq_offsets) if self.is_sequence else None
         self.size = len(dataset)
-        self.lengths = dataset.lengths() if self.is_sequence else None
+        self.lengths = dataset.lengths() if self.is_sequence else longest_lists(dataset)
 
     def batch(self, indices):
         indices = torch.as_tensor(indices, dtype=torch.long)
@@ -64,11 +64,19 @@ class TensorData:
         return ids[gather]
 
 
+def longest_lists(dataset):
+    """Per instance, the length of its longest list feature; None without list features."""
+    if not dataset.list_offsets:
+        return None
+    return np.max([np.diff(offsets) for offsets in dataset.list_offsets], axis=0)
+
+
 def epoch_order(data, batch_size, rng, shuffle=True):
-    """Index batches for one epoch. Sequences are grouped by length within pools of 50
-    batches (less padding) and the batches' order shuffled."""
+    """Index batches for one epoch. Sequences, and instances with list features, are grouped
+    by length within pools of 50 batches (padding is most of the work otherwise: on
+    sentence polarity, half of a random batch's positions) and the batches' order shuffled."""
     order = rng.permutation(data.size) if shuffle else np.arange(data.size)
-    if not data.is_sequence:
+    if data.lengths is None:
         return [order[i:i + batch_size] for i in range(0, data.size, batch_size)]
     pool = batch_size * 50
     batches = []

@@ -119,7 +119,8 @@ def train_parser():
     a("--previous_labels", type=boolean, default=False,
       help="use the previous-label (gate.LF.target) features: the GATE host never fills them when applying a model, "
            "so they are left out unless you fill them yourself")
-    a("--ngram_layer", choices=["cnn", "lstm"], default="cnn", help="layer for n-gram (list) features in the generated network")
+    a("--ngram_layer", choices=["mean", "cnn", "lstm"], default=None,
+      help="layer for n-gram (list) features in the generated network (default: mean for classification, cnn otherwise)")
     a("--cuda", type=boolean, default=None, help="true/false: force GPU use on/off; default: use a GPU if one is usable")
     a("--amp", choices=["off", "bf16", "fp16"], default="off",
       help="mixed precision on a GPU: bf16, or fp16 with a gradient scaler; refused on a CPU")

@@ -66,12 +66,21 @@ def add_char_features(schema, vocabs, feature_stats):
     return [f.name for f in sources]
 
 
-def list_spec(feature, ngram_layer):
+def list_spec(feature, ngram_layer, task):
     if feature.role == "chars":
         return {"emb": feature.emb_id, "layer": "cnn", "widths": [3], "channels": 50}
+    if (ngram_layer or default_ngram_layer(task)) == "mean":
+        return {"emb": feature.emb_id, "layer": "mean"}
     if ngram_layer == "lstm":
         return {"emb": feature.emb_id, "layer": "lstm", "hidden": 100}
     return {"emb": feature.emb_id, "layer": "cnn", "widths": [3, 4, 5], "channels": 100}
+
+
+def default_ngram_layer(task):
+    """For classification the mean of the list's vectors, beside naive Bayes over its words
+    and word pairs: the CNN took three times as long and gave no more held-out accuracy on
+    sentence polarity (README); for regression, with no naive Bayes, the CNN."""
+    return "mean" if task == "classification" else "cnn"
 
 
 def neighbour_columns(schema):
@@ -105,7 +114,7 @@ def default_module(schema):
     return DEFAULT_MODULE[task], f"the default for {task}"
 
 
-def default_architecture(schema, vocabs, module=None, ngram_layer="cnn", previous_labels=False):
+def default_architecture(schema, vocabs, module=None, ngram_layer=None, previous_labels=False):
     task = task_of(schema)
     module = module or default_module(schema)[0]
     module_class = find_module(module)
@@ -121,7 +130,7 @@ def default_architecture(schema, vocabs, module=None, ngram_layer="cnn", previou
         nominal=[f.emb_id for f in schema.nominal],
         ignore_nominal=ignored_columns(schema, module_class, previous_labels),
         numeric=len(schema.numeric),
-        lists=[list_spec(f, ngram_layer) for f in schema.lists],
+        lists=[list_spec(f, ngram_layer, task) for f in schema.lists],
         ensemble=1,
         hparams={**module_class.hparams, **module_class.data_hparams(schema)[0]},
         training=Training(**training),

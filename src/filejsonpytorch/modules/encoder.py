@@ -70,7 +70,8 @@ def make_embedding(spec):
 
 class ListCNN(nn.Module):
     """Kim (2014) style: convolutions of several widths, ReLU, max over real positions;
-    with `mean`, also the average of the list's vectors (a bag of words, Iyyer et al. 2015)."""
+    with `mean`, also the average of the list's vectors (a bag of words, Iyyer et al. 2015);
+    with no widths and `mean`, that average alone (the "mean" list layer)."""
 
     def __init__(self, dims, widths, channels, mean=False):
         super().__init__()
@@ -213,6 +214,8 @@ class InputEncoder(nn.Module):
         dims = self._dims(emb_spec)
         if spec["layer"] == "lstm":
             return ListLSTM(dims, spec["hidden"])
+        if spec["layer"] == "mean":
+            return ListCNN(dims, [], 0, mean=True)
         return ListCNN(dims, spec["widths"], spec["channels"], spec.get("mean", False))
 
     def embed(self, emb_id, ids):
