@@ -15,6 +15,7 @@ import logging.handlers
 import os
 import queue
 import signal
+import time
 
 import torch
 import torch.multiprocessing as mp
@@ -28,6 +29,8 @@ from .stop import StopRequest, stop_file
 
 log = logging.getLogger("filejsonpytorch")
 POLL_SECONDS = 0.2  # how often the main process looks at the stop file and its workers
+CLOSE_SECONDS = 60  # how long the workers may take to stop and send their networks' ends
+CLOSE_SECONDS_ON_ERROR = 5  # ... when the main process itself fails: it reads nothing more
 
 
 def train_in_workers(cv, todo, workers):
@@ -50,8 +53,10 @@ def train_in_workers(cv, todo, workers):
                     pool.stopping.set()
                 if pool.stopping.is_set():
                     pending.clear()  # a stop request or a worker's error: no network starts
-    finally:
-        pool.close()
+    except BaseException:
+        pool.close(drain=False)
+        raise
+    pool.close(drain=True)
     if pool.error is not None:
         raise pool.error
 
@@ -78,22 +83,29 @@ class WorkerPool:
         self.jobs.put((cv.job(i), state_bytes(cv.members[i].state_dict()), cv.members[i].temperature, str(cv.device)))
         self.running.add(i)
 
-    def close(self):
-        """Ends the workers: each stops what it trains, takes one None and returns."""
+    def close(self, drain):
+        """Ends the workers: each stops what it trains, takes one None and returns. `drain`:
+        what they still send (a network's end) is handled meanwhile; not when the main
+        process itself failed."""
         self.stopping.set()
         for _ in self.processes:
             self.jobs.put(None)
+        deadline = time.monotonic() + (CLOSE_SECONDS if drain else CLOSE_SECONDS_ON_ERROR)
+        while any(p.is_alive() for p in self.processes) and time.monotonic() < deadline:
+            if drain:
+                self.receive()
+            else:
+                time.sleep(POLL_SECONDS)
         for process in self.processes:
-            process.join(timeout=60)
             if process.is_alive():
                 process.terminate()
 
     def receive(self):
         """Handles what the workers sent, waiting at most POLL_SECONDS for it."""
+        self.notice_dead_workers()
         try:
             event = self.events.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            self.notice_dead_workers()
             return
         if isinstance(event, logging.LogRecord):
             log.handle(event)
@@ -125,11 +137,12 @@ class WorkerPool:
         self.stopping.set()
 
     def notice_dead_workers(self):
-        dead = [p for p in self.processes if not p.is_alive()]
+        dead = [p for p in self.processes if not p.is_alive() and p.exitcode != 0]
         if dead and self.running:
+            training = ", ".join(str(i + 1) for i in sorted(self.running))
             self.fail(EnvironmentProblem(f"a worker process ended unexpectedly (exit code {dead[0].exitcode}) while "
-                                         f"training network(s) {', '.join(str(i + 1) for i in sorted(self.running))}; "
-                                         f"the model file keeps the best states so far"))
+                                         f"network(s) {training} trained; the others stopped, and the model file "
+                                         f"keeps every network's best state so far (--resume goes on)"))
             self.running.clear()
 
 
