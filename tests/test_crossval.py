@@ -116,7 +116,8 @@ def test_an_interrupted_run_saves_the_networks_done_and_resume_trains_the_rest(m
         return validate(self, epoch, number)
 
     monkeypatch.setattr(Trainer, "validate", stop_in_the_third_network)
-    run = train_cli(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "3")
+    # one after another, in this process: the patched trainer does not reach worker processes
+    run = train_cli(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "3", "--workers", "1")
     monkeypatch.undo()
     assert run.code == 0 and "stopping: stop file" in run.err
     info = model_info(datadir / PREFIX)

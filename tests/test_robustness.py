@@ -40,9 +40,11 @@ def model_files(directory):
 
 # ---- SIGKILL at random moments ----
 
-# a small learning rate: the validation loss improves, and the model is saved, after every batch
+# a small learning rate: the validation loss improves, and the model is saved, after every batch;
+# the networks one after another in the trainer's process, which the kill hits (a kill of the
+# main process of --workers is tests/test_distributed.py's)
 OFTEN = ("--maxepochs", "200", "--valeverybatches", "1", "--es_patience", "0", "--es_metric", "loss",
-         "--learningrate", "0.00002")
+         "--learningrate", "0.00002", "--workers", "1")
 
 
 def _start_and_kill(command, delay):

@@ -9,6 +9,9 @@ The parts, in the order a run meets them (all in `training/`):
   data.py          the training data, the validation data and the split between them
   trainer.py       one network: the epoch loop, validation, early stopping, its hooks
   crossval.py      K networks by cross-validation, each trained by the same trainer
+  workers.py       ... in up to --workers processes at once
+  distributed.py   one network on several processes (torchrun, DistributedDataParallel)
+  precision.py     --amp: mixed precision on a GPU
   word_dropout.py  rare values replaced by out-of-vocabulary during training
   validation.py    the validation pass and which result is the better
   reports.py       the history, learning curves, validation report and model card
@@ -28,11 +31,13 @@ import torch  # noqa: E402
 
 from . import architecture, model_io
 from .config import parse_train_args
-from .errors import EnvironmentProblem
+from .errors import EnvironmentProblem, UsageError
 from .logs import run_main, setup_logging
+from .training import distributed
 from .training.crossval import CrossValidation
 from .training.data import training_data
 from .training.phases import PHASES
+from .training.precision import check_amp
 from .training.reports import TrainingReports
 from .training.setup import new_model, resumed_model
 from .training.trainer import train_one_network
@@ -49,29 +54,49 @@ def train(args):
         setup_logging(args.debug)
         log.info("--nocreate: nothing to do")
         return 0
-    model_io.prepare_directory(args.modelprefix)
+    group = distributed.from_environment()
+    main = group is None or group.is_main  # the process that writes files and logs
+    if group is not None:
+        distributed.check_options(args)
+    if main:
+        model_io.prepare_directory(args.modelprefix)
     PHASES.reset()
-    setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log")
+    setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log" if main else None)
+    if not main:
+        log.setLevel(logging.ERROR)  # rank 0 tells what all ranks do
     if args.from_yaml:
         log.info("options from %s: %s", args.yaml_file, ", ".join(f"{k}={v}" for k, v in args.from_yaml.items()))
     torch.manual_seed(args.seed)
     device = choose_device(args.cuda)
+    check_amp(args.amp, device)
+    with distributed.session(group, device) as device:
+        return train_on(args, device, group, main)
+
+
+def train_on(args, device, group, main):
     model, train_set, val_set = (resumed_model(args), None, None) if args.resume else new_model(args)
     model.network.to(device)
     log.info("architecture (copy, edit and pass back with --arch FILE):\n%s",
              architecture.describe(model.arch, model.network))
-    model_io.write_arch_file(args.modelprefix, model.arch)
+    if main:
+        model_io.write_arch_file(args.modelprefix, model.arch)
     if args.notrain:
-        model_io.write_model(args.modelprefix, model)
-        log.info("--notrain: saved the untrained model as %s", model_io.json_path(args.modelprefix))
+        if main:
+            model_io.write_model(args.modelprefix, model)
+            log.info("--notrain: saved the untrained model as %s", model_io.json_path(args.modelprefix))
         return 0
     if train_set is None:
         train_set, val_set = training_data(args, model)
-    reports = TrainingReports(args, (train_set, val_set))
+    reports = TrainingReports(args, (train_set, val_set)) if main else None
     if model.arch.training.folds > 1:
+        if group is not None:
+            raise UsageError(f"{model_io.json_path(args.modelprefix)} is a {model.arch.training.folds}-fold "
+                             f"cross-validation model: torchrun trains one network; resume it without torchrun")
         if val_set is not None:
             log.warning("--valfile ignored: this model is trained by cross-validation, each network validated on a fold")
         CrossValidation(args, model, device, train_set, reports).run()
+    elif group is not None:
+        distributed.train_network(group, args, model, device, train_set, val_set, reports)
     else:
         train_one_network(args, model, device, train_set, val_set, reports)
     return 0

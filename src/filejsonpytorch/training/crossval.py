@@ -1,12 +1,16 @@
-"""Cross-validation: K networks trained one after another by the unchanged Trainer, each
-validated on its own fold of the data, saved and applied as one ensemble."""
+"""Cross-validation: K networks trained by the unchanged Trainer, one after another or in
+worker processes (workers.py), each validated on its own fold of the data, saved and
+applied as one ensemble."""
 
 import argparse
+import dataclasses
 import logging
 import math
+import os
 import time
 
 import numpy as np
+import torch
 
 from .. import architecture, model_io
 from ..batches import TensorData
@@ -52,97 +56,171 @@ def folds_for(args, schema, n, arch_file):
     return args.folds
 
 
+@dataclasses.dataclass
+class FoldJob:
+    """What training network `index` of a cross-validation needs, also in a worker process
+    (workers.py): everything but the network, which the caller gives."""
+
+    index: int
+    folds: int
+    args: argparse.Namespace
+    schema: object
+    vocabs: dict
+    arch: object
+    data: object  # all the data (dataset.Dataset); the network trains on all of it but `fold`
+    fold: np.ndarray
+    history: list
+
+    @property
+    def seed(self):
+        return self.args.seed + self.index
+
+
+def train_fold(job, member, device, listener, stop=None):
+    """Trains network job.index on all folds but its own, validated on its own, telling
+    `listener` (see CrossValidation.member_*) what happens; the best state is restored at
+    the end. Its own seeds make it the same network wherever and whenever it trains. -> the trainer."""
+    torch.manual_seed(job.seed)
+    last = job.history[-1] if job.history else {"epoch": 0, "instances": 0}
+    model = Model(job.schema, job.vocabs, job.arch, member, job.history,
+                  position={"epoch": last["epoch"], "instances": last["instances"]})
+    args = argparse.Namespace(**{**vars(job.args), "seed": job.seed})
+    i, best = job.index, {}
+
+    def keep(trainer):
+        best["state"] = {k: v.detach().clone() for k, v in member.state_dict().items()}
+        mark_fold(model.history, i)
+        listener.member_improved(i, best["state"], member.temperature, model.history)
+
+    def finish(trainer):
+        if best:
+            member.load_state_dict(best["state"])
+        mark_fold(model.history, i)
+        listener.member_finished(i, best.get("state"), member.temperature, model.history, bool(trainer.stop.reason))
+
+    def on_report(trainer, epoch, batch, totals):
+        accuracy = None if trainer.task == "regression" else totals.accuracy()
+        listener.member_report(i, epoch, batch, model.position["instances"], trainer.learning_rate(),
+                               totals.loss(), accuracy)
+
+    def on_validation(trainer, entry, improved):
+        listener.member_validation(i, entry, trainer.learning_rate(), improved)
+
+    hooks = Hooks(on_improvement=keep, on_finish=finish, on_report=on_report, on_validation=on_validation)
+    rest = np.setdiff1d(np.arange(len(job.data)), job.fold)
+    trainer = Trainer(args, model, device, job.data.subset(rest), job.data.subset(job.fold), hooks,
+                      part=(i + 1, job.folds), stop=stop)
+    trainer.run()
+    return trainer
+
+
+def mark_fold(history, i):
+    for entry in history:
+        entry["fold"] = i + 1
+
+
 class CrossValidation:
-    """Trains the K networks of a cross-validation ensemble one after another: network k on
-    all folds but the k-th, validated on the k-th (early stopping, best epoch). Every
-    instance is trained on, and each network's epoch is chosen on data it does not see.
-    At each network's new best, the ensemble of the networks done and this one is saved, so
-    an interrupted run leaves a usable model. --resume goes on with the network the run
-    did not finish and trains the missing ones; when all were finished, it trains each further."""
+    """Trains the K networks of a cross-validation ensemble: network k on all folds but the
+    k-th, validated on the k-th (early stopping, best epoch). Every instance is trained on,
+    and each network's epoch is chosen on data it does not see. One after another, or in up
+    to --workers processes at once (workers.py) with the same results. At each network's new
+    best, the ensemble of the networks that have a best is saved (the position names their
+    folds), so an interrupted run leaves a usable model. --resume trains the networks the run
+    did not finish (going on with those it had begun); when all were finished, each further."""
 
     def __init__(self, args, model, device, data, reports):
         self.args, self.model, self.device, self.data, self.reports = args, model, device, data, reports
         self.k = model.arch.training.folds
         self.member_arch = model.arch.replace(ensemble=1)
         saved = model.network.members if hasattr(model.network, "members") else [model.network]
-        self.members = list(saved) + [build_network(self.member_arch).to(device)
-                                      for _ in range(self.k - len(saved))]
+        saved = dict(zip(saved_folds(model.position, len(saved)), saved))
+        self.members = [saved[i] if i in saved else build_network(self.member_arch).to(device) for i in range(self.k)]
         order = np.random.default_rng(args.seed).permutation(len(data))
         self.folds = [np.sort(fold) for fold in np.array_split(order, self.k)]
         self.histories = [[e for e in model.history if e.get("fold") == i + 1] for i in range(self.k)]
-        self.search = None if model.arch.task == "regression" else TemperatureSearch()
-        self.out_of_fold = []
-        finished = model.position.get("networks_finished", 0)
-        self.finished = finished if finished < self.k else 0
+        self.scores = {}  # network -> (instances, loss, accuracy, TemperatureSearch or None) on its fold
+        finished = finished_networks(model.position)
+        self.finished = finished if len(finished) < self.k else set()
 
     def run(self):
         started = time.time()
-        done = self.members[:self.finished]
-        for member, fold in zip(done, self.folds):
-            self.score(member, fold)
-        for i in range(self.finished, self.k):
-            member, fold = self.members[i], self.folds[i]
-            log.info("network %d of %d: validating on fold %d (%d instances), training on the other %d",
-                     i + 1, self.k, i + 1, len(fold), len(self.data) - len(fold))
-            trainer = self.train_member(i, member, fold, done)
-            if self.histories[i]:
-                done.append(member)
-                self.score(member, fold)
-                self.finished = len(done) if not trainer.stop.reason else len(done) - 1
-                self.write_ensemble(done)
-            if trainer.stop.reason:
-                break
-        self.report(done, time.time() - started)
-        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(done))
+        for i in sorted(self.finished):
+            self.score(i)
+        todo = [i for i in range(self.k) if i not in self.finished]
+        workers = worker_count(self.args.workers, len(todo))
+        if workers > 1:
+            from .workers import train_in_workers
+            train_in_workers(self, todo, workers)
+        else:
+            for i in todo:
+                if train_fold(self.job(i), self.members[i], self.device, self).stop.reason:
+                    break
+        kept = self.kept()
+        self.report(kept, time.time() - started)
+        self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(kept))
 
-    def train_member(self, i, member, fold, done):
-        """Trains network i on all folds but its own; at each new best, the ensemble of the
-        networks done and this one is written, and the best state restored at the end."""
-        history = self.histories[i]
-        last = history[-1] if history else {"epoch": 0, "instances": 0}
-        model = Model(self.model.schema, self.model.vocabs, self.member_arch, member, history,
-                      position={"epoch": last["epoch"], "instances": last["instances"]})
-        args = argparse.Namespace(**{**vars(self.args), "seed": self.args.seed + i})
-        rest = np.setdiff1d(np.arange(len(self.data)), fold)
-        best = {}
+    def job(self, i):
+        fold = self.folds[i]
+        log.info("network %d of %d: validating on fold %d (%d instances), training on the other %d",
+                 i + 1, self.k, i + 1, len(fold), len(self.data) - len(fold))
+        return FoldJob(i, self.k, self.args, self.model.schema, self.model.vocabs, self.member_arch, self.data,
+                       fold, self.histories[i])
 
-        def keep(trainer):
-            best["state"] = {k: v.detach().clone() for k, v in member.state_dict().items()}
-            self.mark_fold(model.history, i)
-            self.write_ensemble(done + [member])
+    # what train_fold tells, in this process or from a worker's
 
-        def restore(trainer):
-            if best:
-                member.load_state_dict(best["state"])
+    def member_improved(self, i, state, temperature, history):
+        self.take(i, state, temperature, history)
+        self.write_ensemble()
 
-        hooks = Hooks(on_improvement=keep, on_finish=restore).then(self.reports.hooks(network=i + 1))
-        trainer = Trainer(args, model, self.device, self.data.subset(rest), self.data.subset(fold), hooks,
-                          part=(i + 1, self.k))
-        self.histories[i] = model.history
-        trainer.run()
-        self.mark_fold(model.history, i)
-        return trainer
+    def member_finished(self, i, state, temperature, history, stopped):
+        self.take(i, state, temperature, history)
+        if history:
+            self.score(i)
+            if not stopped:
+                self.finished.add(i)
+            self.write_ensemble()
 
-    @staticmethod
-    def mark_fold(history, i):
-        for entry in history:
-            entry["fold"] = i + 1
+    def member_report(self, i, *figures):
+        self.reports.record_report(i + 1, *figures)
 
-    def score(self, member, fold):
-        """Adds the network's loss on its own fold to the cross-validation figures."""
+    def member_validation(self, i, entry, learning_rate, improved):
+        self.reports.record_validation(i + 1, entry, learning_rate, improved)
+
+    def take(self, i, state, temperature, history):
+        """Network i's best state so far (the same object when it trained in this process)."""
+        if state is not None:
+            self.members[i].load_state_dict(state)
+            self.members[i].temperature = temperature
+        self.histories[i] = history
+
+    def kept(self):
+        """The networks the model file holds: those with a validation, in fold order."""
+        return [i for i in range(self.k) if self.histories[i]]
+
+    def score(self, i):
+        """Network i's figures on its own fold, for the cross-validation's."""
         with PHASES.timing("validation"):
-            figures, search = validation_pass(member, TensorData(self.data.subset(fold)), self.device)
-        self.out_of_fold.append((len(fold), figures["loss"], figures["accuracy"]))
-        if search is not None:
-            self.search.loss_sums += search.loss_sums
-            self.search.items += search.items
+            figures, search = validation_pass(self.members[i], TensorData(self.data.subset(self.folds[i])), self.device)
+        self.scores[i] = (len(self.folds[i]), figures["loss"], figures["accuracy"], search)
 
-    def out_of_fold_report(self, members):
-        """The evaluation report of each network on its own fold, together."""
-        if not members:
+    def search(self, networks):
+        """The temperature search over the folds of the scored `networks`, summed in fold order
+        (the same sums whatever order the networks finished in); None for regression."""
+        if self.model.arch.task == "regression":
             return None
-        folds = self.folds[:len(members)]
-        temperature = self.search.best()[0] if self.search is not None else 1.0
+        search = TemperatureSearch()
+        for i in (i for i in networks if i in self.scores):
+            search.loss_sums += self.scores[i][3].loss_sums
+            search.items += self.scores[i][3].items
+        return search
+
+    def out_of_fold_report(self, networks):
+        """The evaluation report of each of the `networks` on its own fold, together."""
+        if not networks:
+            return None
+        members, folds = [self.members[i] for i in networks], [self.folds[i] for i in networks]
+        search = self.search(networks)
+        temperature = search.best()[0] if search is not None else 1.0
         predictions = []
         for member, fold in zip(members, folds):
             # out of fold, each network's probabilities are what the ensemble's temperature calibrated
@@ -154,33 +232,66 @@ class CrossValidation:
         data = self.data.subset(np.concatenate(folds))
         return report_of_predictions(self.model.schema, data, predicted, probabilities)
 
-    def write_ensemble(self, members):
-        """Writes the model file: the ensemble of `members`, with every network's history."""
+    def write_ensemble(self):
+        """Writes the model file: the ensemble of the kept networks, with their histories."""
+        kept = self.kept()
+        members = [self.members[i] for i in kept]
         network = members[0] if len(members) == 1 else Ensemble(self.model.arch.replace(ensemble=len(members)), members)
-        if self.search is not None:
-            network.temperature = self.search.best()[0]
-        epochs = [h[-1]["epoch"] for h in self.histories if h]
-        instances = sum(h[-1]["instances"] for h in self.histories if h)
-        position = {"epoch": max(epochs), "instances": instances, "networks_finished": self.finished}
+        search = self.search(kept)
+        if search is not None:
+            network.temperature = search.best()[0]
+        histories = [self.histories[i] for i in kept]
+        finished = sorted(i + 1 for i in self.finished if i in kept)
+        # which fold each saved network is, and which finished, for --resume
+        position = {"epoch": max(h[-1]["epoch"] for h in histories),
+                    "instances": sum(h[-1]["instances"] for h in histories), "networks_finished": len(finished),
+                    "folds_finished": finished, "folds_saved": [i + 1 for i in kept]}
         model = Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
-                      [e for h in self.histories for e in h], position, options=self.model.options)
+                      [e for h in histories for e in h], position, options=self.model.options)
         with PHASES.timing("saving"):
             model_io.write_model(self.args.modelprefix, model)
 
-    def report(self, members, seconds):
-        n = sum(size for size, _, _ in self.out_of_fold)
+    def report(self, networks, seconds):
+        scores = [self.scores[i] for i in networks if i in self.scores]
+        n = sum(size for size, _, _, _ in scores)
         if not n:
             log.info("done in %s; no network finished a validation, nothing saved", format_seconds(seconds))
             return
-        loss = sum(size * value for size, value, _ in self.out_of_fold) / n
+        loss = sum(size * value for size, value, _, _ in scores) / n
         if self.model.arch.task == "regression":
             figure = f"rmse {math.sqrt(loss) * self.model.schema.target_std:.4f}"
         else:
-            figure = f"accuracy {sum(size * a for size, _, a in self.out_of_fold) / n:.4f}"
+            figure = f"accuracy {sum(size * a for size, _, a, _ in scores) / n:.4f}"
         log.info("done in %s; %d of %d networks in %s. Each on the fold it validated on: loss %.4f, %s "
                  "(a little optimistic: that fold also chose its best epoch)", format_seconds(seconds),
-                 len(members), self.k, model_io.json_path(self.args.modelprefix), loss, figure)
-        if self.search is not None:
-            temperature, calibrated, uncalibrated = self.search.best()
+                 len(networks), self.k, model_io.json_path(self.args.modelprefix), loss, figure)
+        search = self.search(networks)
+        if search is not None:
+            temperature, calibrated, uncalibrated = search.best()
             log.info("probabilities calibrated on the %d instances of the folds: temperature %.2f, log-loss %.4f -> %.4f",
-                     self.search.items, temperature, uncalibrated, calibrated)
+                     search.items, temperature, uncalibrated, calibrated)
+
+
+def finished_networks(position):
+    """The networks (from 0) a saved cross-validation finished; models saved before
+    networks trained in parallel record how many, from the first."""
+    if "folds_finished" in position:
+        return {fold - 1 for fold in position["folds_finished"]}
+    return set(range(position.get("networks_finished", 0)))
+
+
+def saved_folds(position, saved):
+    """The folds (from 0) of the `saved` networks of a saved cross-validation; models saved
+    before networks trained in parallel hold the first ones."""
+    if "folds_saved" in position:
+        return [fold - 1 for fold in position["folds_saved"]]
+    return list(range(saved))
+
+
+def worker_count(asked, networks):
+    """How many processes train the networks at once: --workers, by default one per core."""
+    return max(1, min(asked or available_cores(), networks))
+
+
+def available_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

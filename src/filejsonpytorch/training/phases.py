@@ -24,6 +24,11 @@ class PhaseTimes:
         finally:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
+    def add(self, seconds):
+        """Adds {phase: seconds} timed elsewhere (a worker process)."""
+        for phase, value in seconds.items():
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + value
+
     def log(self):
         if self.seconds:
             log.info("time spent: %s", ", ".join(f"{phase} {self.seconds[phase]:.1f} s"

@@ -39,18 +39,24 @@ class TrainingReports:
         """The hooks that keep the history and the curves of network number `network`."""
         def on_report(trainer, epoch, batch, totals):
             accuracy = None if trainer.task == "regression" else totals.accuracy()
-            with PHASES.timing("reports"):
-                self.history.report(network, epoch, batch, trainer.model.position["instances"],
-                                    trainer.learning_rate(), totals.loss(), accuracy)
+            self.record_report(network, epoch, batch, trainer.model.position["instances"],
+                               trainer.learning_rate(), totals.loss(), accuracy)
 
         def on_validation(trainer, entry, improved):
-            with PHASES.timing("reports"):
-                self.history.validation(network, epoch=entry["epoch"], batch=entry["batch"],
-                                        instances=entry["instances"], learning_rate=trainer.learning_rate(),
-                                        figures=entry, best=improved)
-                self.draw_curves(final=False)
+            self.record_validation(network, entry, trainer.learning_rate(), improved)
 
         return Hooks(on_report=on_report, on_validation=on_validation)
+
+    def record_report(self, network, epoch, batch, instances, learning_rate, loss, accuracy):
+        """A training report of network number `network` (also from a worker process, see workers.py)."""
+        with PHASES.timing("reports"):
+            self.history.report(network, epoch, batch, instances, learning_rate, loss, accuracy)
+
+    def record_validation(self, network, entry, learning_rate, improved):
+        with PHASES.timing("reports"):
+            self.history.validation(network, epoch=entry["epoch"], batch=entry["batch"], instances=entry["instances"],
+                                    learning_rate=learning_rate, figures=entry, best=improved)
+            self.draw_curves(final=False)
 
     def draw_curves(self, final=True):
         """Redraws the curves, while training only as long as they cost CURVES_SHARE of its time."""

@@ -12,7 +12,7 @@ from ..config import parse_maxlens, train_defaults
 from ..model_io import Model
 from ..network import build_network, find_module
 from ..pretrained import init_pretrained, prepare_pretrained
-from .crossval import folds_for
+from .crossval import finished_networks, folds_for
 from .data import read_datasets, split
 from .phases import PHASES
 
@@ -131,16 +131,16 @@ def where_it_stopped(model):
     folds = model.arch.training.folds
     if folds == 1:
         return f"after epoch {model.position.get('epoch', 0)}"
-    finished = model.position.get("networks_finished", 0)
+    finished = finished_networks(model.position)
     last = {}
     for entry in model.history:
         last[entry.get("fold", 1)] = entry["epoch"]
-    if finished >= folds:
+    if len(finished) >= folds:
         epochs = sorted(set(last.values()))
         return (f"with the {folds} networks of a {folds}-fold cross-validation, each after its epoch "
                 f"{'/'.join(map(str, epochs))}")
-    return (f"at network {finished + 1} of a {folds}-fold cross-validation, after its epoch "
-            f"{last.get(finished + 1, 0)}")
+    first = min(set(range(folds)) - finished) + 1
+    return f"at network {first} of a {folds}-fold cross-validation, after its epoch {last.get(first, 0)}"
 
 
 def run_options(args):

@@ -8,12 +8,12 @@ log = logging.getLogger("filejsonpytorch")
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM or the stop file; a second SIGINT aborts at once."""
+    """Set by SIGINT/SIGTERM or the stop file (None: signals only); a second SIGINT aborts at once."""
 
     def __init__(self, stopfile):
         self.stopfile = stopfile
         self.reason = None
-        if os.path.exists(stopfile):
+        if stopfile and os.path.exists(stopfile):
             log.warning("removing an old stop file %s", stopfile)
             os.remove(stopfile)
 
@@ -31,10 +31,15 @@ class StopRequest:
         self.reason = signal.Signals(number).name
 
     def check(self):
-        if self.reason is None and os.path.exists(self.stopfile):
+        if self.reason is None and self.stopfile and os.path.exists(self.stopfile):
             self.reason = f"stop file {self.stopfile}"
             try:
                 os.remove(self.stopfile)
             except OSError:
                 pass
         return self.reason
+
+
+def stop_file(args):
+    """The stop file of a run: --stopfile, by default DATADIR/STOP."""
+    return args.stopfile or os.path.join(args.datadir, "STOP")

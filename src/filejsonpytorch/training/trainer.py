@@ -16,7 +16,6 @@ training reports (reports.py) listen to the last two.
 import dataclasses
 import logging
 import math
-import os
 import time
 from typing import Callable
 
@@ -28,7 +27,8 @@ from ..batches import Passes, TensorData, epoch_order, to_device
 from ..calibration import MIN_ITEMS
 from ..errors import EXIT_DATA, UserError
 from .phases import PHASES
-from .stop import StopRequest
+from .precision import Precision
+from .stop import StopRequest, stop_file
 from .validation import Totals, best_of, count_correct, early_stopping_metric, is_better, validation_pass
 from .word_dropout import WordDropout
 
@@ -63,7 +63,7 @@ class Trainer:
     """Trains `model.network` on train_set, validating on val_set (or None); `model`'s
     history and position are kept up to date. See the module's docstring for the hooks."""
 
-    def __init__(self, args, model, device, train_set, val_set, hooks, part=None):
+    def __init__(self, args, model, device, train_set, val_set, hooks, part=None, stop=None):
         self.args, self.model, self.network, self.device = args, model, model.network, device
         self.hooks = hooks
         self.task = model.arch.task
@@ -83,9 +83,11 @@ class Trainer:
         if not model.history:
             self.network.initialise_from(Passes(self.train_data, 1024, device))
         self.grad_clip = training.grad_clip or 0
+        self.precision = Precision(args.amp, device)
         self.word_dropout = WordDropout(model.arch, model.vocabs, training.word_dropout or 0)
         self.rng = np.random.default_rng(args.seed + model.position["epoch"])
-        self.stop = StopRequest(args.stopfile or os.path.join(args.datadir, "STOP"))
+        # `stop`: a request the caller watches instead (a worker process, a distributed run)
+        self.stop = stop or StopRequest(stop_file(args))
         self.best = best_of(model.history, self.metric)
         self.calibration = None
         self.bad_validations = 0
@@ -149,19 +151,30 @@ class Trainer:
         return False
 
     def train_step(self, indices, totals):
-        batch = to_device(self.word_dropout(self.train_data.batch(indices)), self.device)
-        scores = self.network(batch)
-        loss = self.network.loss(scores, batch)
+        batch = to_device(self.word_dropout(self.train_data.batch(indices)), self.device, pin=True)
+        loss, scores = self.learn(batch, self.network)
+        self.count_step(indices, loss.item(), count_correct(self.network, scores, batch), totals)
+
+    def learn(self, batch, forward, share=1.0):
+        """One optimizer step on the batch's loss times `share` (a distributed rank's part,
+        see distributed.py), the forward pass through `forward`; -> (loss, scores)."""
+        with self.precision.autocast():
+            scores = forward(batch)
+            loss = self.network.loss(scores, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.scaler.scale(loss * share).backward()
         if self.grad_clip:
+            self.precision.scaler.unscale_(self.optimizer)
             self.clip_gradients()
-        self.optimizer.step()
-        value = loss.item()
+        self.precision.scaler.step(self.optimizer)
+        self.precision.scaler.update()
+        return loss, scores
+
+    def count_step(self, indices, value, correct_count, totals):
         if not math.isfinite(value):
             raise TrainingDiverged(f"the training loss became {value}: lower --learningrate, or check the data for "
                                    f"extreme numbers; the last good model is kept")
-        totals.add(value, *count_correct(self.network, scores, batch))
+        totals.add(value, *correct_count)
         self.model.position["instances"] += len(indices)
         self.seen += len(indices)
 
@@ -271,8 +284,9 @@ class Trainer:
         return "elements" if self.train_data.is_sequence else "instances"
 
 
-def train_one_network(args, model, device, train_set, val_set, reports):
-    """The ordinary run: the model file holds the best network so far, always."""
+def train_one_network(args, model, device, train_set, val_set, reports, trainer_class=Trainer):
+    """The ordinary run: the model file holds the best network so far, always;
+    `trainer_class`: distributed.py's under torchrun."""
     def keep(trainer):
         with PHASES.timing("saving"):
             model_io.write_model(args.modelprefix, model, trainer.optimizer)
@@ -284,7 +298,7 @@ def train_one_network(args, model, device, train_set, val_set, reports):
         reports.finish(val_set, trainer.epochs_run())
 
     hooks = Hooks(on_improvement=keep, on_finish=finish).then(reports.hooks())
-    Trainer(args, model, device, train_set, val_set, hooks).run()
+    trainer_class(args, model, device, train_set, val_set, hooks).run()
 
 
 FIGURE_NAMES = {"loss": "loss", "accuracy": "accuracy", "entity_f1": "entity F1", "rmse": "rmse"}
