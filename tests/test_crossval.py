@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import PREFIX, data_lines, model_info, write_lines
+from filejsonpytorch.training import crossval
 from filejsonpytorch.training.trainer import Trainer
 from filejsonpytorch.apply import Server
 from filejsonpytorch.ensemble import Ensemble
@@ -139,3 +140,11 @@ def test_the_printed_architecture_trains_by_folds_again(make_datadir, train_cli)
     run = train_cli(datadir / "crvd.meta.json", datadir / "again", "--maxepochs", "1", "--arch", arch_file)
     assert run.code == 0, run.err
     assert "5-fold cross-validation" in run.err and "trained together" not in run.err
+
+
+@pytest.mark.parametrize("cores, asked, networks, workers", [
+    (2, None, 5, 1), (8, None, 5, 4), (16, None, 5, 5), (1, None, 5, 1), (2, 3, 5, 3), (8, 9, 5, 5)])
+def test_workers_default_to_one_per_two_cores_and_never_outnumber_the_networks(monkeypatch, cores, asked, networks,
+                                                                                workers):
+    monkeypatch.setattr(crossval, "available_cores", lambda: cores)
+    assert crossval.worker_count(asked, networks) == workers

@@ -126,7 +126,7 @@ def train_parser():
       help="mixed precision on a GPU: bf16, or fp16 with a gradient scaler; refused on a CPU")
     a("--workers", type=positive_int, default=None,
       help="train the networks of --folds in up to N processes at once, with the same results as one "
-           "after another (1); default: one per CPU core, at most one per network")
+           "after another (1); default: one per two CPU cores, at most one per network")
     a("--seed", type=int, default=1, help="random seed: the same seed on the same data gives the same model")
     a("--noshuffle", action="store_true", help="do not shuffle the training data")
     a("--resume", action="store_true", help="continue training the saved model")

@@ -289,8 +289,10 @@ def saved_folds(position, saved):
 
 
 def worker_count(asked, networks):
-    """How many processes train the networks at once: --workers, by default one per core."""
-    return max(1, min(asked or available_cores(), networks))
+    """How many processes train the networks at once: --workers, by default one per two
+    cores (two torch threads each); a 2-core machine trains them one after another, as
+    starting workers there cost more than they saved (benchmarks/README.md)."""
+    return max(1, min(asked or available_cores() // 2, networks))
 
 
 def available_cores():

@@ -75,9 +75,7 @@ class Trainer:
         self.batch_size = int(training.batchsize)
         self.train_data = TensorData(train_set)
         self.val_data = TensorData(val_set) if val_set is not None else None
-        # fused: one kernel for all parameters, several times faster on large embedding tables
-        self.optimizer = torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad],
-                                          lr=training.learningrate, fused=True)
+        self.optimizer = torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=training.learningrate)
         if model.optimizer_state:
             self.optimizer.load_state_dict(model.optimizer_state)
         if not model.history:
