@@ -8,7 +8,8 @@ nominal values up in a dict (numbers are taken as they are), make tensors, run o
 network and write one JSON response line. The network has our default sizes but random
 weights, so its answers are valid probability distributions without being right: only
 the time matters. Inputs: 40-dim embeddings per nominal feature; a list (n-gram) feature
-embedded in 100 dims and read by convolutions of widths 3, 4, 5 with 100 filters each;
+embedded in 100 dims and averaged (instances) or read by convolutions of widths 3, 4, 5
+with 100 filters each (sequences), as our defaults read them;
 for the nominal feature with the most values a character CNN (30-dim characters, width
 3, 50 filters) over every word, as our default tagger and window classifier have. Then
 for instances of numbers and nominal values only three ReLU layers of 500, for other
@@ -104,6 +105,18 @@ class CNN(nn.Module):
         return torch.cat([F.relu(conv(x)).amax(dim=-1) for conv in self.convs], dim=-1)
 
 
+class Mean(nn.Module):
+    """ids [N, L] -> the mean of the embedded ids that are not padding (0) -> [N, dims]."""
+
+    def __init__(self, rows, dims):
+        super().__init__()
+        self.embedding = nn.Embedding(rows, dims, padding_idx=0)
+        self.out_dim = dims
+
+    def forward(self, ids):
+        return self.embedding(ids).sum(dim=1) / (ids != 0).sum(dim=1, keepdim=True).clamp(min=1)
+
+
 class BareNet(nn.Module):
     """Embeddings, lists, characters and numbers -> ReLU layers (one, then a BiLSTM, for
     sequences) -> label probabilities."""
@@ -111,7 +124,8 @@ class BareNet(nn.Module):
     def __init__(self, encoder, n_labels, sequence):
         super().__init__()
         self.embedding = nn.Embedding(encoder.rows, EMBEDDING_DIMS) if encoder.nominal else None
-        self.lists = nn.ModuleList(CNN(encoder.list_rows, LIST_DIMS, LIST_WIDTHS, LIST_FILTERS) for _ in encoder.lists)
+        self.lists = nn.ModuleList(CNN(encoder.list_rows, LIST_DIMS, LIST_WIDTHS, LIST_FILTERS) if sequence
+                                   else Mean(encoder.list_rows, LIST_DIMS) for _ in encoder.lists)
         self.chars = CNN(len(encoder.chars) + 1, CHAR_DIMS, (3,), CHAR_FILTERS) if encoder.words is not None else None
         width = (len(encoder.nominal) * EMBEDDING_DIMS + len(encoder.numeric) + sum(c.out_dim for c in self.lists)
                  + (self.chars.out_dim if self.chars else 0))

@@ -252,7 +252,8 @@ def test_a_stop_file_stops_every_worker_with_a_loadable_model_and_resume_trains_
 
     resumed = run([*train_command(meta, prefix, "--maxepochs", "1", "--resume", "--workers", "2")])
     assert f"at network 1 of a 5-fold cross-validation, after its epoch {first_epochs}" in resumed.stderr
-    info = model_info(prefix)
+    assert "one network distilled from the 5" in resumed.stderr
+    info = model_info(f"{prefix}.folds")
     assert info["position"]["folds_finished"] == [1, 2, 3, 4, 5] and info["arch"]["ensemble"] == 5
     assert max(e["epoch"] for e in info["history"] if e["fold"] == 1) == first_epochs + 1
 

@@ -45,11 +45,12 @@ def test_a_cross_validation_leaves_history_curves_report_and_card_in_step_with_t
     assert f"{report['classification']['accuracy']:.4f}" == folds_figure and report["classification"]["n"] == 351
     assert "Most confused:" in run.err
     assert re.search(r"\ntime spent: reading [\d.]+ s, vocabularies [\d.]+ s, training [\d.]+ s, validation "
-                     r"[\d.]+ s, saving [\d.]+ s, reports [\d.]+ s\n$", run.err), run.err[-500:]
+                     r"[\d.]+ s, distillation [\d.]+ s, saving [\d.]+ s, reports [\d.]+ s\n$", run.err), run.err[-500:]
 
     card = (datadir / f"{PREFIX}.md").read_text()
-    parameters = re.search(r"parameters: ([\d,]+)", run.err).group(1)
-    assert f"5 networks, averaged (5-fold cross-validation), {parameters} parameters" in card
+    parameters = int(re.search(r"parameters: ([\d,]+)", run.err).group(1).replace(",", ""))  # the five's
+    assert f"one network, distilled from the 5 networks of a 5-fold cross-validation (`{PREFIX}.folds.json`), " \
+           f"{parameters // 5:,} parameters" in card
     assert "labels: `b` 126, `g` 225" in card and "- `--maxepochs` 2" in card
     assert f"accuracy {report['classification']['accuracy']:.4f}" in card
 

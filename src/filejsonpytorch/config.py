@@ -111,6 +111,9 @@ def train_parser():
     a("--folds", type=positive_int, default=None,
       help="train K networks, each validated on its own 1/K of the data, and average them (default: 5 for "
            "non-sequence data under 1000 instances unless --valsize, --valfile or an ensemble is given; else 1)")
+    a("--distill", type=boolean, default=None,
+      help="true/false: after --folds, train one network to answer as the K do, and apply it in their place "
+           "(default: true where every input is a number or a one-hot value)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
     a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--emb_addwords", type=boolean, default=None,

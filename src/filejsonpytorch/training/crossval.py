@@ -1,6 +1,6 @@
 """Cross-validation: K networks trained by the unchanged Trainer, one after another or in
 worker processes (workers.py), each validated on its own fold of the data, saved and
-applied as one ensemble."""
+applied as one ensemble, or replaced by one network distilled from them (distillation.py)."""
 
 import argparse
 import dataclasses
@@ -20,7 +20,9 @@ from ..errors import UsageError
 from ..model_io import Model
 from ..ensemble import Ensemble
 from ..network import build_network
+from .distillation import describe, distil, distils_by_default
 from .phases import PHASES
+from .stop import StopRequest, stop_file
 from .trainer import Hooks, Trainer, format_seconds
 from .validation import validation_pass
 
@@ -37,6 +39,9 @@ def folds_for(args, schema, n, arch_file):
     By default 5 for small non-sequence data: one split would validate on a few dozen
     instances, too few to choose the best epoch, and keep them out of training (measured
     in the README)."""
+    if args.distill and schema.is_sequence:
+        raise UsageError("--distill true: distillation trains one network on the instances' answers; these are "
+                         "sequences, so pass --distill false or leave it out")
     joint = args.ensemble or architecture.file_ensemble_size(arch_file)
     if args.folds is None:
         small = not schema.is_sequence and n < CROSS_VALIDATION_BELOW
@@ -157,6 +162,8 @@ class CrossValidation:
                     break
         kept = self.kept()
         self.report(kept, time.time() - started)
+        if self.distils():
+            self.distil(kept)
         self.reports.finish(None, sum(h[-1]["epoch"] for h in self.histories if h), self.out_of_fold_report(kept))
 
     def job(self, i):
@@ -234,7 +241,10 @@ class CrossValidation:
 
     def write_ensemble(self):
         """Writes the model file: the ensemble of the kept networks, with their histories."""
-        kept = self.kept()
+        with PHASES.timing("saving"):
+            model_io.write_model(self.args.modelprefix, self.ensemble_model(self.kept()))
+
+    def ensemble_model(self, kept):
         members = [self.members[i] for i in kept]
         network = members[0] if len(members) == 1 else Ensemble(self.model.arch.replace(ensemble=len(members)), members)
         search = self.search(kept)
@@ -246,10 +256,42 @@ class CrossValidation:
         position = {"epoch": max(h[-1]["epoch"] for h in histories),
                     "instances": sum(h[-1]["instances"] for h in histories), "networks_finished": len(finished),
                     "folds_finished": finished, "folds_saved": [i + 1 for i in kept]}
-        model = Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
-                      [e for h in histories for e in h], position, options=self.model.options)
+        return Model(self.model.schema, self.model.vocabs, self.model.arch.replace(ensemble=len(members)), network,
+                     [e for h in histories for e in h], position, options=self.model.options)
+
+    def distils(self):
+        """--distill, by default where it was measured to answer as well; only once every
+        network has finished."""
+        if len(self.finished) < self.k:
+            return False
+        if self.args.distill is not None:
+            return self.args.distill
+        if not distils_by_default(self.member_arch):
+            log.info("the %d networks answer together: one network distilled from them measured no better on inputs "
+                     "with embeddings or n-gram lists (--distill true to try it)", self.k)
+            return False
+        return True
+
+    def distil(self, kept):
+        """Trains one network to answer as the ensemble; the model file then holds it, and the
+        ensemble moves to PREFIX.folds (for --resume and --distill false). A stop request
+        leaves the ensemble in the model file."""
+        ensemble = self.ensemble_model(kept)
+        with StopRequest(stop_file(self.args)) as stop, PHASES.timing("distillation"):
+            distilled = distil(ensemble.network, self.member_arch, self.data, self.device, self.args.seed + self.k,
+                               self.args.maxepochs, stop)
+        if distilled is None:
+            log.info("distillation stopped (%s): the model file keeps the %d networks", stop.reason, self.k)
+            return
+        student, closeness = distilled
+        student_model = dataclasses.replace(ensemble, arch=self.member_arch, network=student,
+                                            position={**ensemble.position, "distilled": True})
         with PHASES.timing("saving"):
-            model_io.write_model(self.args.modelprefix, model)
+            model_io.write_model(ensemble_prefix(self.args.modelprefix), ensemble)
+            model_io.write_model(self.args.modelprefix, student_model)
+        log.info("%s; the %d networks are kept in %s (train with --distill false to apply them instead)",
+                 describe(closeness, self.k, self.model.schema.target_std), self.k,
+                 model_io.json_path(ensemble_prefix(self.args.modelprefix)))
 
     def report(self, networks, seconds):
         scores = [self.scores[i] for i in networks if i in self.scores]
@@ -270,6 +312,11 @@ class CrossValidation:
             temperature, calibrated, uncalibrated = search.best()
             log.info("probabilities calibrated on the %d instances of the folds: temperature %.2f, log-loss %.4f -> %.4f",
                      search.items, temperature, uncalibrated, calibrated)
+
+
+def ensemble_prefix(prefix):
+    """Where a distilled model keeps the cross-validation's networks."""
+    return f"{prefix}.folds"
 
 
 def finished_networks(position):

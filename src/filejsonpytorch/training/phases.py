@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 
 log = logging.getLogger("filejsonpytorch")
-ORDER = ("reading", "vocabularies", "training", "validation", "saving", "reports")
+ORDER = ("reading", "vocabularies", "training", "validation", "distillation", "saving", "reports")
 
 
 class PhaseTimes:

@@ -1,6 +1,7 @@
 """Setting up the model to train: a new one from the LF metadata, or a saved one resumed."""
 
 import logging
+import os
 
 import numpy as np
 import torch
@@ -9,10 +10,11 @@ from .. import lfdata, model_io, vocab
 from ..architecture import load_arch_file, set_hparams
 from ..default_architecture import add_char_features, architecture_for
 from ..config import parse_maxlens, train_defaults
+from ..errors import ModelError
 from ..model_io import Model
 from ..network import build_network, find_module
 from ..pretrained import init_pretrained, prepare_pretrained
-from .crossval import finished_networks, folds_for
+from .crossval import ensemble_prefix, finished_networks, folds_for
 from .data import read_datasets, split
 from .phases import PHASES
 
@@ -77,8 +79,11 @@ def fit_vocabs_to_training(schema, vocabs, train_set, val_set, pretrained):
 def resumed_model(args):
     """The saved model, to train further: its network, history, position and optimizer
     state (a cross-validation model has none: its networks' optimizers start afresh), with
-    the saved run's options where this run gives none."""
+    the saved run's options where this run gives none. A distilled model goes on from the
+    cross-validation's networks it was distilled from."""
     model = model_io.read_model(args.modelprefix)
+    if model.position.get("distilled"):
+        model = networks_distilled_from(args.modelprefix)
     arch = model.arch.with_training_options(args.learningrate, args.batchsize)
     declared = find_module(arch.module).hparams
     if args.hparams and set_hparams(arch.hparams, declared, arch.module, args.hparams) != arch.hparams:
@@ -99,10 +104,20 @@ def resumed_model(args):
     return model
 
 
+def networks_distilled_from(prefix):
+    """The cross-validation a distilled model (PREFIX) was distilled from, kept beside it."""
+    folds = ensemble_prefix(prefix)
+    if not os.path.exists(model_io.json_path(folds)):
+        raise ModelError(f"{model_io.json_path(prefix)} is one network distilled from a cross-validation, whose "
+                         f"networks --resume trains further; they should be in {model_io.json_path(folds)}, which "
+                         f"is missing (copy it, and the tensor file it names, beside the model)")
+    return model_io.read_model(folds)
+
+
 #: the run options a resumed run takes from the saved run unless given again (--maxepochs,
 #: the epochs to train now, is the new run's own)
 RESUMED_OPTIONS = ("valsize", "valfile", "valeverybatches", "valeveryepochs", "valeveryinstances", "repeverybatches",
-                   "repeveryinstances", "es_patience", "es_metric", "stopfile", "noshuffle", "seed", "folds")
+                   "repeveryinstances", "es_patience", "es_metric", "stopfile", "noshuffle", "seed", "folds", "distill")
 VALIDATION_OPTIONS = {"valsize", "valfile", "seed"}  # they choose the validation set
 
 
