@@ -127,6 +127,9 @@ def train_parser():
     a("--cuda", type=boolean, default=None, help="true/false: force GPU use on/off; default: use a GPU if one is usable")
     a("--amp", choices=["off", "bf16", "fp16"], default="off",
       help="mixed precision on a GPU: bf16, or fp16 with a gradient scaler; refused on a CPU")
+    a("--threads", type=positive_int, default=None,
+      help="torch threads on a CPU (default: one for sequence taggers on a machine of up to 2 cores, else torch's "
+           "own: one per core)")
     a("--workers", type=positive_int, default=None,
       help="train the networks of --folds in up to N processes at once, with the same results as one "
            "after another (1); default: one per two CPU cores, at most one per network")
