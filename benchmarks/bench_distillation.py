@@ -24,16 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from bench_workers import export_paths
+
 OUTER_FOLDS = 5
 PHASES = re.compile(r"time spent: .*training ([0-9.]+) s.*distillation ([0-9.]+) s")
-
-
-def export_paths(name):
-    directory = SHARED_DATA / name
-    if directory.is_dir():
-        return directory / "crvd.meta.json", directory / "crvd.data.json"
-    return SHARED_DATA / f"{name}.meta.json", SHARED_DATA / f"{name}.data.json"
 
 
 def outer_folds(lines, seed):

@@ -84,7 +84,8 @@ def _network(info, facts):
     whole = f"{size} networks, averaged" + (f" ({folds}-fold cross-validation)" if folds > 1 else "") \
         if size > 1 else "one network"
     if info.get("position", {}).get("distilled"):
-        whole = f"one network, distilled from the {folds} networks of a {folds}-fold cross-validation (`PREFIX.folds.json`)"
+        whole = (f"one network, distilled from the {folds} networks of a {folds}-fold cross-validation "
+                 f"(`PREFIX.folds.json`)")
     hparams = ", ".join(f"{k}={v}" for k, v in arch["hparams"].items())
     return (f"## Network\n\n- module `{arch['module']}` ({hparams})\n- {whole}, "
             f"{facts['parameters']:,} parameters\n- the whole architecture: `PREFIX.arch.json`")
@@ -113,8 +114,8 @@ def _validation(info, report):
         else "probabilities as the network gives them (temperature 1)"
     if report is None:
         return f"## Validation\n\nNo validation set was scored; {calibration}."
-    scored = ("each network of the cross-validation on the fold it did not train on" if info["arch"]["training"].get("folds", 1) > 1
-              else "the validation data")
+    folds = info["arch"]["training"].get("folds", 1)
+    scored = "each network of the cross-validation on the fold it did not train on" if folds > 1 else "the validation data"
     lines = ["## Validation", "", f"Scored on {scored} (the full report: `PREFIX.report.json`); {calibration}.", ""]
     lines += _figures(report)
     return "\n".join(lines)

@@ -46,8 +46,8 @@ class Closeness:
 
 
 def distil(teacher, arch, data, device, seed, max_epochs, stop):
-    """-> (the student of `teacher`, an ensemble of `arch` members, trained on `data`;
-    its Closeness), or None when `stop` (a StopRequest) was asked first."""
+    """-> (the student: a network of `arch` trained on `data` to answer as `teacher`, an
+    ensemble of such networks; its Closeness), or None when `stop` (a StopRequest) came first."""
     torch.manual_seed(seed)
     student = build_network(arch).to(device)
     data = TensorData(data)
@@ -60,16 +60,8 @@ def distil(teacher, arch, data, device, seed, max_epochs, stop):
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=arch.training.learningrate)
     best, state, mark = None, None, None  # mark: the last epoch that came markedly closer
     for epoch in range(1, max_epochs + 1):
-        for batches in groups(epoch_order(data, int(arch.training.batchsize), rng), TEACHER_ROWS):
-            if stop.check():
-                return None
-            # one pass of the ensemble over a group of batches costs less than one per batch
-            group = noisy(to_device(data.batch(np.concatenate(batches)), device))
-            targets, start = targets_of(teacher, group), 0
-            for indices in batches:
-                rows = slice(start, start + len(indices))
-                learn(student, rows_of(group, rows), targets[rows], optimizer, arch.training.grad_clip)
-                start += len(indices)
+        if not train_epoch(student, teacher, data, optimizer, rng, device, stop):
+            return None
         closeness = measure(student, check, check_answers, epoch)
         if best is None or closeness.distance < best.distance:
             best, state = closeness, {k: v.detach().clone() for k, v in student.state_dict().items()}
@@ -80,6 +72,22 @@ def distil(teacher, arch, data, device, seed, max_epochs, stop):
     student.load_state_dict(state)
     student.temperature = teacher.temperature
     return student.eval(), best
+
+
+def train_epoch(student, teacher, data, optimizer, rng, device, stop):
+    """One epoch on fresh noisy copies; False when a stop was requested."""
+    training = student.arch.training
+    for batches in groups(epoch_order(data, int(training.batchsize), rng), TEACHER_ROWS):
+        if stop.check():
+            return False
+        # one pass of the ensemble over a group of batches costs less than one per batch
+        group = noisy(to_device(data.batch(np.concatenate(batches)), device))
+        targets, start = targets_of(teacher, group), 0
+        for indices in batches:
+            rows = slice(start, start + len(indices))
+            learn(student, rows_of(group, rows), targets[rows], optimizer, training.grad_clip)
+            start += len(indices)
+    return True
 
 
 def noisy(batch, generator=None):
