@@ -110,25 +110,15 @@ def test_training_log_holds_architecture_and_progress(train_cli, iono):
     assert '"hparams"' in log and "validation after epoch 1" in log and "learning rate 0.001" in log
 
 
-def test_taggers_train_with_one_thread_on_two_cores_unless_told_otherwise(train_cli, make_datadir, monkeypatch):
-    from filejsonpytorch import train
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(train, "available_cores", lambda: 2)
+def test_threads_are_torchs_own_unless_asked_for(train_cli, make_datadir):
     threads = torch.get_num_threads()
     try:
-        tagger, vectors = make_datadir("seq-pos2", lines=40), make_datadir("class-ionosphere")
+        tagger = make_datadir("seq-pos2", lines=40)
         torch.set_num_threads(2)
         run = train_cli(*paths(tagger), "--maxepochs", "1")
-        assert run.code == 0 and "one torch thread" in run.err and torch.get_num_threads() == 1
-        torch.set_num_threads(2)
-        run = train_cli(*paths(tagger), "--maxepochs", "1", "--threads", "2")
-        assert run.code == 0 and "one torch thread" not in run.err and torch.get_num_threads() == 2
-        run = train_cli(*paths(vectors), "--maxepochs", "1", "--folds", "1")
-        assert run.code == 0 and "one torch thread" not in run.err and torch.get_num_threads() == 2
-        monkeypatch.setattr(train, "available_cores", lambda: 8)
-        run = train_cli(*paths(tagger, "on8"), "--maxepochs", "1")
-        assert run.code == 0 and "one torch thread" not in run.err and torch.get_num_threads() == 2
+        assert run.code == 0 and "torch threads" not in run.err and torch.get_num_threads() == 2
+        run = train_cli(*paths(tagger), "--maxepochs", "1", "--threads", "1")
+        assert run.code == 0 and "torch threads: 1" in run.err and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
 
