@@ -194,6 +194,15 @@ def test_a_distilled_model_resumes_from_its_networks_and_is_distilled_again(make
     history = model_info(datadir / f"{PREFIX}.folds")["history"]
     assert sorted((e["fold"], e["epoch"]) for e in history) == [(f, e) for f in range(1, 6) for e in (1, 2)]
 
+    run = train_cli(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "1", "--resume", "--distill", "false")
+    assert run.code == 0, run.err
+    assert model_info(datadir / PREFIX)["arch"]["ensemble"] == 5
+    assert not [p.name for p in datadir.iterdir() if p.name.startswith(f"{PREFIX}.folds")]  # none out of date
+
+
+def test_resuming_a_distilled_model_without_its_networks_says_what_is_missing(make_datadir, train_cli):
+    datadir, run = train_abalone(make_datadir, train_cli, "--maxepochs", "1")
+    assert run.code == 0, run.err
     (datadir / f"{PREFIX}.folds.json").unlink()
     run = train_cli(datadir / "crvd.meta.json", datadir / PREFIX, "--maxepochs", "1", "--resume")
     assert run.code != 0 and f"{PREFIX}.folds.json, which is missing" in run.err

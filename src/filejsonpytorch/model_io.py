@@ -181,6 +181,13 @@ def write_files(prefix, info, tensors):
     _remove_stale_tensor_files(prefix, keep=tensor_file)
 
 
+def remove_model(prefix):
+    """Removes the model files PREFIX.json and its tensor files, if there are any: the JSON
+    first, so that no reader finds it naming a tensor file that is gone."""
+    _remove_quietly(json_path(prefix))
+    _remove_stale_tensor_files(prefix, keep=None)
+
+
 def _save_tensors(tensors, f):
     """torch.save, but a failed write is reported as the OSError it is (torch's zip writer
     replaces it by a RuntimeError about file positions)."""

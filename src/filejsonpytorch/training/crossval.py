@@ -240,9 +240,11 @@ class CrossValidation:
         return report_of_predictions(self.model.schema, data, predicted, probabilities)
 
     def write_ensemble(self):
-        """Writes the model file: the ensemble of the kept networks, with their histories."""
+        """Writes the model file: the ensemble of the kept networks, with their histories. The
+        networks of an earlier distillation (resumed from) are then out of date, and go."""
         with PHASES.timing("saving"):
             model_io.write_model(self.args.modelprefix, self.ensemble_model(self.kept()))
+            model_io.remove_model(ensemble_prefix(self.args.modelprefix))
 
     def ensemble_model(self, kept):
         members = [self.members[i] for i in kept]
