@@ -130,9 +130,9 @@ def targets_of(teacher, batch):
     return answered if answered.dim() > 1 else (answered + batch["target"]) / 2
 
 
-def distance(network, batch, target, scores=None):
-    """The student's distance from the ensemble's answers `target` (a differentiable mean)."""
-    predicted, probabilities = network.predict(network(batch) if scores is None else scores, batch)
+def distance(predicted, probabilities, target):
+    """The distance of a network's prediction (as `predict` gives it) from the ensemble's
+    answers `target`: a differentiable mean."""
     if probabilities is None:
         return torch.nn.functional.mse_loss(predicted, target)
     return -(target * probabilities.clamp_min(1e-12).log()).sum(dim=-1).mean()
@@ -141,7 +141,7 @@ def distance(network, batch, target, scores=None):
 def learn(student, batch, target, optimizer, grad_clip):
     student.train()
     optimizer.zero_grad(set_to_none=True)
-    distance(student, batch, target).backward()
+    distance(*student.predict(student(batch), batch), target).backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(student.parameters(), grad_clip)
     optimizer.step()
@@ -150,12 +150,9 @@ def learn(student, batch, target, optimizer, grad_clip):
 def measure(student, check, target, epoch):
     student.eval()
     with torch.no_grad():
-        scores = student(check)
-        value = float(distance(student, check, target, scores))
-        if target.dim() == 1:
-            return Closeness(epoch, value)
-        labels = student.predict(scores, check)[0]
-        return Closeness(epoch, value, float((labels == target.argmax(dim=-1)).double().mean()))
+        predicted, probabilities = student.predict(student(check), check)
+    agreement = None if probabilities is None else float((predicted == target.argmax(dim=-1)).double().mean())
+    return Closeness(epoch, float(distance(predicted, probabilities, target)), agreement)
 
 
 def describe(closeness, members, target_std=1.0):
