@@ -200,4 +200,4 @@ def test_progress_says_what_is_known(train_cli, make_datadir):
         assert re.search(r"[\d.]+ s/epoch, stops if \d more validations? brings? no improvement, \d epochs? left "
                          r"by --maxepochs, \d networks? left", line), line
     assert "at most" not in run.err
-    assert all(line.endswith("(best so far, saved)") or "best so far" not in line for line in validations)
+    assert all(line.endswith("(best so far)") or "best so far" not in line for line in validations)

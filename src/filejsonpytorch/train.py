@@ -8,6 +8,7 @@ The parts, in the order a run meets them (all in `training/`):
   setup.py         a new model from the metadata, or a saved one resumed
   data.py          the training data, the validation data and the split between them
   trainer.py       one network: the epoch loop, validation, early stopping, its hooks
+  adam.py          its optimizer: torch's Adam, without torch.optim's start-up
   crossval.py      K networks by cross-validation, each trained by the same trainer
   workers.py       ... in up to --workers processes at once
   distributed.py   one network on several processes (torchrun, DistributedDataParallel)
@@ -19,6 +20,7 @@ The parts, in the order a run meets them (all in `training/`):
 The model file is written and read by `model_io.py` alone.
 """
 
+import gc
 import logging
 import os
 import sys
@@ -46,7 +48,9 @@ log = logging.getLogger("filejsonpytorch")
 
 
 def main(argv=None):
-    return run_main(lambda: train(parse_train_args(argv)), argv)
+    code = run_main(lambda: train(parse_train_args(argv)), argv)
+    gc.freeze()  # the exit's collection of torch's objects would take longer than all that is left to do
+    return code
 
 
 def train(args):

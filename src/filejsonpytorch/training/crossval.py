@@ -32,6 +32,10 @@ log = logging.getLogger("filejsonpytorch")
 #: below this many instances, non-sequence data is trained by cross-validation by default
 CROSS_VALIDATION_BELOW = 1000
 DEFAULT_FOLDS = 5
+#: a network's new best rewrites the model file at most this often (seconds): on small data
+#: the networks improve several times a second, and rewriting them all each time was a
+#: share of the run worth saving (benchmarks/README.md, time to accuracy)
+SAVE_EVERY = 5.0
 
 
 def folds_for(args, schema, n, arch_file):
@@ -128,10 +132,12 @@ class CrossValidation:
     """Trains the K networks of a cross-validation ensemble: network k on all folds but the
     k-th, validated on the k-th (early stopping, best epoch). Every instance is trained on,
     and each network's epoch is chosen on data it does not see. One after another, or in up
-    to --workers processes at once (workers.py) with the same results. At each network's new
-    best, the ensemble of the networks that have a best is saved (the position names their
-    folds), so an interrupted run leaves a usable model. --resume trains the networks the run
-    did not finish (going on with those it had begun); when all were finished, each further."""
+    to --workers processes at once (workers.py) with the same results. After a network's new
+    best (at most every SAVE_EVERY seconds) and whenever a network finishes or the run stops,
+    the ensemble of the networks that have a best is saved (the position names their folds),
+    so an interrupted run leaves a usable model; one killed outright loses at most SAVE_EVERY
+    seconds and a validation's worth of training. --resume trains the networks the run did
+    not finish (going on with those it had begun); when all were finished, each further."""
 
     def __init__(self, args, model, device, data, reports):
         self.args, self.model, self.device, self.data, self.reports = args, model, device, data, reports
@@ -146,6 +152,7 @@ class CrossValidation:
         self.scores = {}  # network -> (instances, loss, accuracy, TemperatureSearch or None) on its fold
         finished = finished_networks(model.position)
         self.finished = finished if len(finished) < self.k else set()
+        self.saved_at, self.unsaved = None, False  # the last write of the model file; a best since?
 
     def run(self):
         started = time.time()
@@ -177,7 +184,8 @@ class CrossValidation:
 
     def member_improved(self, i, state, temperature, history):
         self.take(i, state, temperature, history)
-        self.write_ensemble()
+        self.unsaved = True
+        self.save_if_due()
 
     def member_finished(self, i, state, temperature, history, stopped):
         self.take(i, state, temperature, history)
@@ -192,6 +200,12 @@ class CrossValidation:
 
     def member_validation(self, i, entry, learning_rate, improved):
         self.reports.record_validation(i + 1, entry, learning_rate, improved)
+        self.save_if_due()
+
+    def save_if_due(self):
+        """Writes the model file if a network improved since it was last written, SAVE_EVERY ago."""
+        if self.unsaved and (self.saved_at is None or time.monotonic() - self.saved_at >= SAVE_EVERY):
+            self.write_ensemble()
 
     def take(self, i, state, temperature, history):
         """Network i's best state so far (the same object when it trained in this process)."""
@@ -245,6 +259,7 @@ class CrossValidation:
         with PHASES.timing("saving"):
             model_io.write_model(self.args.modelprefix, self.ensemble_model(self.kept()))
             model_io.remove_model(ensemble_prefix(self.args.modelprefix))
+        self.saved_at, self.unsaved = time.monotonic(), False
 
     def ensemble_model(self, kept):
         members = [self.members[i] for i in kept]

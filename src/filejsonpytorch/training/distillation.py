@@ -22,6 +22,7 @@ import torch
 
 from ..batches import Passes, TensorData, epoch_order, to_device
 from ..network import build_network
+from .adam import Adam
 
 NOISE = 0.1  # in standard deviations of each number
 PATIENCE = 10  # epochs without the student coming markedly closer to the ensemble:
@@ -57,7 +58,7 @@ def distil(teacher, arch, data, device, seed, max_epochs, stop):
     checked = np.sort(rng.permutation(data.size)[:CHECK_ROWS])
     check = noisy(to_device(data.batch(checked), device), torch.Generator(device).manual_seed(seed))
     check_answers = answers(teacher, check)
-    optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=arch.training.learningrate)
+    optimizer = Adam([p for p in student.parameters() if p.requires_grad], lr=arch.training.learningrate)
     best, state, mark = None, None, None  # mark: the last epoch that came markedly closer
     for epoch in range(1, max_epochs + 1):
         if not train_epoch(student, teacher, data, optimizer, rng, device, stop):

@@ -26,6 +26,7 @@ from .. import model_io
 from ..batches import Passes, TensorData, epoch_order, to_device
 from ..calibration import MIN_ITEMS
 from ..errors import EXIT_DATA, UserError
+from .adam import Adam
 from .phases import PHASES
 from .precision import Precision
 from .stop import StopRequest, stop_file
@@ -75,7 +76,7 @@ class Trainer:
         self.batch_size = int(training.batchsize)
         self.train_data = TensorData(train_set)
         self.val_data = TensorData(val_set) if val_set is not None else None
-        self.optimizer = torch.optim.Adam([p for p in self.network.parameters() if p.requires_grad], lr=training.learningrate)
+        self.optimizer = Adam([p for p in self.network.parameters() if p.requires_grad], lr=training.learningrate)
         if model.optimizer_state:
             self.optimizer.load_state_dict(model.optimizer_state)
         if not model.history:
@@ -236,13 +237,17 @@ class Trainer:
         else:
             self.bad_validations += 1
         log.info("%svalidation after epoch %d batch %d: %s; %s%s", self.name, epoch, number, figures_text(entry),
-                 self.budget(), " (best so far, saved)" if improved else "")
+                 self.budget(), self.improvement_text() if improved else "")
         self.hooks.on_validation(self, entry, improved)
         if not improved and self.args.es_patience and self.bad_validations >= self.args.es_patience:
             log.info("%searly stopping: no improvement of validation %s in %d validations",
                      self.name, self.metric, self.bad_validations)
             return True
         return False
+
+    def improvement_text(self):
+        # the network of a cross-validation is kept, and saved with the others within crossval.SAVE_EVERY
+        return " (best so far)" if self.part else " (best so far, saved)"
 
     def history_entry(self, epoch, number, figures):
         entry = {"epoch": epoch, "batch": number, "loss": figures["loss"], "instances": self.model.position["instances"]}
