@@ -9,6 +9,7 @@ import torch
 from conftest import PREFIX, train_env
 from filejsonpytorch.batches import TensorData, epoch_order
 from filejsonpytorch.config import parse_train_args
+from filejsonpytorch.errors import UsageError
 from filejsonpytorch.training import trainer as trainer_module
 from filejsonpytorch.training.adam import Adam
 from filejsonpytorch.training.setup import new_model
@@ -82,6 +83,13 @@ def test_a_state_of_other_parameters_is_refused(make_datadir):
     saved = torch.optim.Adam(parameters[:2]).state_dict()
     with pytest.raises(ValueError, match="other parameters"):
         Adam(parameters).load_state_dict(saved)
+
+
+def test_a_sparse_gradient_is_a_named_error():
+    embedding = torch.nn.Embedding(10, 3, sparse=True)
+    embedding(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(UsageError, match="sparse gradient"):
+        Adam(embedding.parameters()).step()
 
 
 def test_the_gradient_scaler_steps_it(make_datadir):

@@ -11,6 +11,8 @@ networks here are never compiled. The arithmetic is torch's, operation for opera
 
 import torch
 
+from ..errors import UsageError
+
 #: torch.optim.Adam's other settings, at the defaults this class computes
 FIXED_SETTINGS = {"weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
                   "differentiable": False, "fused": None, "decoupled_weight_decay": False}
@@ -44,6 +46,9 @@ class Adam:
             return
         states = [self.state.get(i) or self._new_state(i, self.params[i]) for i in indices]
         params, grads = [self.params[i] for i in indices], [self.params[i].grad for i in indices]
+        if any(grad.is_sparse for grad in grads):
+            raise UsageError("a parameter of the network has a sparse gradient (an nn.Embedding with sparse=True?): "
+                             "Adam needs dense ones; leave out sparse=True in the module")
         exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1.0)
