@@ -45,7 +45,7 @@ def steps(network, optimizer, data, count, seed, lr=None):
             optimizer.param_groups[0]["lr"] = lr
         batch = data.batch(indices)
         loss = network.loss(network(batch), batch)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 

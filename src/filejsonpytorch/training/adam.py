@@ -28,12 +28,10 @@ class Adam:
         self.param_groups = [{"params": self.params, "lr": lr, "betas": betas, "eps": eps, **FIXED_SETTINGS}]
         self.state = {}  # parameter index -> {"step", "exp_avg", "exp_avg_sq"}
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self):
+        """Forgets the gradients (as torch's set_to_none: the next backward pass writes new ones)."""
         for param in self.params:
-            if set_to_none:
-                param.grad = None
-            elif param.grad is not None:
-                param.grad.zero_()
+            param.grad = None
 
     @torch.no_grad()
     def step(self):

@@ -141,7 +141,7 @@ def distance(predicted, probabilities, target):
 
 def learn(student, batch, target, optimizer, grad_clip):
     student.train()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
     distance(*student.predict(student(batch), batch), target).backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(student.parameters(), grad_clip)

@@ -160,7 +160,7 @@ class Trainer:
         with self.precision.autocast():
             scores = forward(batch)
             loss = self.network.loss(scores, batch)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         self.precision.scaler.scale(loss * share).backward()
         if self.grad_clip:
             self.precision.scaler.unscale_(self.optimizer)
