@@ -166,6 +166,39 @@ def test_a_bad_arch_file_is_exit_2_naming_the_key_and_the_file(train_cli, make_d
     assert str(path) in error and all(w in error for w in words), error
 
 
+def edited_list_arch(train_cli, make_datadir, tmp_path, **entry):
+    """-> (the run of sentence polarity with its list entry replaced by `entry`, the file,
+    the data directory)."""
+    datadir = make_datadir("class-ngram-sp1", lines=200)
+    meta, prefix = paths(datadir)
+    assert train_cli(meta, prefix, "--notrain", "--folds", "1").code == 0
+    arch = json.loads((datadir / f"{PREFIX}.arch.json").read_text(encoding="utf-8"))
+    arch["lists"][0] = {"emb": arch["lists"][0]["emb"], **entry}
+    path = tmp_path / "edited.arch.json"
+    path.write_text(json.dumps(arch), encoding="utf-8")
+    return train_cli(meta, datadir / "other", "--arch", path, "--folds", "1", "--maxepochs", "1"), path, datadir
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"layer": "gru"}, ["lists[0] (embedding 'token')", "layer must be one of mean, cnn, lstm", '"gru"']),
+    ({"layer": "cnn", "widths": [2, 0]}, ["lists[0]", "widths must be a non-empty list", "[2, 0]"]),
+    ({"layer": "cnn", "channels": 2.5}, ["lists[0]", "channels must be a positive whole number", "2.5"]),
+    ({"layer": "lstm", "hidden": "big"}, ["lists[0]", "hidden must be a positive whole number", '"big"']),
+])
+def test_a_bad_list_layer_in_an_arch_file_is_exit_2_naming_the_entry(train_cli, make_datadir, tmp_path, entry, words):
+    run, path, _ = edited_list_arch(train_cli, make_datadir, tmp_path, **entry)
+    assert run.code == EXIT_USAGE, run.err
+    error = run.error_lines[0]
+    assert str(path) in error and all(w in error for w in words), error
+
+
+def test_a_list_layer_without_its_sizes_gets_the_layers_defaults(train_cli, make_datadir, tmp_path):
+    run, _, datadir = edited_list_arch(train_cli, make_datadir, tmp_path, layer="cnn")
+    assert run.code == 0, run.err
+    trained = json.loads((datadir / "other.arch.json").read_text(encoding="utf-8"))
+    assert trained["lists"] == [{"emb": "token", "layer": "cnn", "widths": [3, 4, 5], "channels": 100}]
+
+
 # --- 6. impossible validation sizes ------------------------------------------------------
 
 
@@ -187,8 +220,9 @@ def test_a_tiny_validation_part_is_said(train_cli, make_datadir):
 
 def test_progress_says_what_is_known(train_cli, make_datadir):
     """Every epoch reports its training loss (ionosphere's have 9 batches); validation lines
-    give the time per epoch, the early-stopping budget and the networks left, and "saved"
-    only once the model file is written."""
+    give the time per epoch, the early-stopping budget and the networks left; a network of
+    a cross-validation is "best so far", not "saved": the model file follows within
+    crossval.SAVE_EVERY."""
     run = train_cli(*paths(make_datadir("class-ionosphere")), "--maxepochs", "3", "--es_patience", "2")
     assert run.code == 0, run.err
     lines = run.err.splitlines()

@@ -11,6 +11,7 @@ how it learns (saved, editable with `--arch`); run options (epochs, patience, va
 schedule, seed, device, reporting) stay on the command line and change no architecture.
 """
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -154,6 +155,7 @@ def merge_arch_file(path, arch, default):
     merged["embeddings"] = {k: {**spec, **arch.get("embeddings", {}).get(k, {}), "vocab_size": spec["vocab_size"]}
                             for k, spec in default["embeddings"].items()}
     _check_inputs(path, merged, default)
+    merged["lists"] = [_list_layer(path, i, spec) for i, spec in enumerate(merged["lists"])]
     _check_values(path, merged)
     try:
         return Architecture.from_json(merged)
@@ -180,10 +182,32 @@ TRAINING_RULES = {
     "folds": ("a positive whole number", lambda v: type(v) is int and v > 0),
 }
 EMBEDDING_TRAIN = ("yes", "no", "mapping", "onehot")
+#: the layers a list feature can go through, with the sizes a layer gets when a file leaves them out
+LIST_LAYERS = {"mean": {}, "cnn": {"widths": [3, 4, 5], "channels": 100}, "lstm": {"hidden": 100}}
+#: what each size must be, the test
+LIST_SIZES = {"widths": ("a non-empty list of positive whole numbers",
+                         lambda v: isinstance(v, list) and v and all(type(w) is int and w > 0 for w in v)),
+              "channels": ("a positive whole number", lambda v: type(v) is int and v > 0),
+              "hidden": ("a positive whole number", lambda v: type(v) is int and v > 0)}
 
 
 def _number(value):
     return type(value) in (int, float)
+
+
+def _list_layer(path, index, spec):
+    """An --arch file's entry for list input `index`: a known layer, its sizes (the
+    layer's defaults where the file leaves them out) of usable values."""
+    where = f"--arch {path}: lists[{index}] (embedding {spec['emb']!r})"
+    layer = spec.get("layer")
+    if layer not in LIST_LAYERS:
+        raise UsageError(f"{where}: layer must be one of {', '.join(LIST_LAYERS)}, got {json.dumps(layer)}")
+    spec = {**spec, **{name: spec.get(name, copy.deepcopy(size)) for name, size in LIST_LAYERS[layer].items()}}
+    for name in LIST_LAYERS[layer]:
+        expected, valid = LIST_SIZES[name]
+        if not valid(spec[name]):
+            raise UsageError(f"{where}: {name} must be {expected}, got {json.dumps(spec[name])}")
+    return spec
 
 
 def _check_values(path, merged):

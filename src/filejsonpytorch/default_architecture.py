@@ -3,10 +3,11 @@ merges an --arch file over it and applies the options, in this one place. Each m
 owns its data-dependent hyper-parameters (`data_hparams`) and its list layers.
 """
 
+import copy
 import logging
 
 from .chunks import is_chunk_labelling
-from .architecture import Architecture, Embedding, Training, merge_arch_file, set_hparams
+from .architecture import LIST_LAYERS, Architecture, Embedding, Training, merge_arch_file, set_hparams
 from .errors import UsageError
 from .lfdata import Feature
 from .network import find_module
@@ -69,11 +70,8 @@ def add_char_features(schema, vocabs, feature_stats):
 def list_spec(feature, ngram_layer, task):
     if feature.role == "chars":
         return {"emb": feature.emb_id, "layer": "cnn", "widths": [3], "channels": 50}
-    if (ngram_layer or default_ngram_layer(task)) == "mean":
-        return {"emb": feature.emb_id, "layer": "mean"}
-    if ngram_layer == "lstm":
-        return {"emb": feature.emb_id, "layer": "lstm", "hidden": 100}
-    return {"emb": feature.emb_id, "layer": "cnn", "widths": [3, 4, 5], "channels": 100}
+    layer = ngram_layer or default_ngram_layer(task)
+    return {"emb": feature.emb_id, "layer": layer, **copy.deepcopy(LIST_LAYERS[layer])}
 
 
 def default_ngram_layer(task):
