@@ -48,9 +48,7 @@ log = logging.getLogger("filejsonpytorch")
 
 
 def main(argv=None):
-    code = run_main(lambda: train(parse_train_args(argv)), argv)
-    gc.freeze()  # the exit's collection of torch's objects would take longer than all that is left to do
-    return code
+    return run_main(lambda: train(parse_train_args(argv)), argv)
 
 
 def train(args):
@@ -126,4 +124,6 @@ def choose_device(cuda):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    gc.freeze()  # the exit's collection of torch's objects would take longer than all that is left to do
+    sys.exit(code)
