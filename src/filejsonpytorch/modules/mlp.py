@@ -26,7 +26,7 @@ VECTOR_HPARAMS = {"hidden": 500, "layers": 3}
 
 
 class MLP(LFModule):
-    hparams = {"hidden": 200, "layers": 1, "dropout": 0.5, "input_dropout": 0.0, "naive_bayes": 2.0}
+    hparams = {"hidden": 200, "layers": 1, "dropout": 0.5, "input_dropout": 0.0, "naive_bayes": 1.0}
     tasks = {"classification", "regression"}
 
     @classmethod
