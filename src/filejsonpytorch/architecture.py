@@ -196,8 +196,8 @@ def _number(value):
 
 
 def _list_layer(path, index, spec):
-    """An --arch file's entry for list input `index`: a known layer, its sizes (the
-    layer's defaults where the file leaves them out) of usable values."""
+    """An --arch file's entry for list input `index`, checked: a known layer with usable
+    sizes, the layer's defaults where the file leaves them out."""
     where = f"--arch {path}: lists[{index}] (embedding {spec['emb']!r})"
     layer = spec.get("layer")
     if layer not in LIST_LAYERS:
