@@ -74,9 +74,8 @@ DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 class Server:
     """A loaded model and everything prepared for answering requests fast."""
 
-    def __init__(self, schema, encoder, network, device, prepared=None):
-        """`prepared`: the network that computes the answers, `network` made fast for
-        serving (see `load`); by default `network` itself."""
+    def __init__(self, schema, encoder, network, device, stacked=None):
+        """`stacked`: `network` as a StackedMLP, which then answers (see `load`)."""
         import torch
 
         from .batches import request_batch, to_device
@@ -87,7 +86,7 @@ class Server:
         self.schema = schema
         self.encoder = encoder
         self.network = network
-        self.prepared = network if prepared is None else prepared
+        self.stacked = stacked
         self.device = device
         self.labels = schema.labels
         self.labels_json = json.dumps(schema.labels)
@@ -112,11 +111,12 @@ class Server:
             torch.set_num_threads(1)
         model = model_io.read_model(prefix, device)
         network = model.network.eval()
-        prepared = stack(network)
-        for module in prepared.modules():
-            if isinstance(module, InputEncoder):
-                module.memoise()
-        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), network, device, prepared)
+        stacked = stack(network)
+        if stacked is None:
+            for module in network.modules():
+                if isinstance(module, InputEncoder):
+                    module.memoise()
+        return cls(model.schema, lfdata.Encoder(model.schema, model.vocabs), network, device, stacked)
 
     def serve(self, requests, protocol):
         """Answers every request line with one response line until EOF or `STOP`."""
@@ -158,22 +158,22 @@ class Server:
 
     def _predict(self, request):
         encoded = self.encode(request)
+        if self.stacked is not None:
+            answer = self.stacked.answer(encoded)
+            return self.value_response(answer) if self.regression else self.class_response(*answer)
         if self.is_sequence and not encoded:
             return self.empty_sequence_answer
         batch = self.request_batch(encoded, self.is_sequence)
         if self.device.type != "cpu":
             batch = self.to_device(batch, self.device)
-        scores = self.prepared(batch)
-        predicted, probabilities = self.prepared.predict(scores, batch)
+        scores = self.network(batch)
+        predicted, probabilities = self.network.predict(scores, batch)
         probabilities = self.network.calibrated(probabilities)
         if self.regression:
-            value = float(predicted[0]) * self.schema.target_std + self.schema.target_mean
-            if not math.isfinite(value):
-                raise ValueError(NOT_FINITE)
-            return json.dumps({"status": "ok", "output": value})
+            return self.value_response(float(predicted[0]))
         if self.is_sequence:
             return self.sequence_response(predicted[0], probabilities[0])
-        return self.class_response(int(predicted[0]), probabilities[0])
+        return self.class_response(int(predicted[0]), probabilities[0].tolist())
 
     def encode(self, request):
         if not self.is_sequence:
@@ -195,8 +195,13 @@ class Server:
                 raise ValueError(f"element {position}: {e}") from None
         return encoded
 
-    def class_response(self, index, probabilities):
-        dist = probabilities.tolist()
+    def value_response(self, standardised):
+        value = standardised * self.schema.target_std + self.schema.target_mean
+        if not math.isfinite(value):
+            raise ValueError(NOT_FINITE)
+        return json.dumps({"status": "ok", "output": value})
+
+    def class_response(self, index, dist):
         if not math.isfinite(sum(dist)):
             raise ValueError(NOT_FINITE)
         return ('{"status":"ok","output":%s,"conf":%r,"dist":%s,"labels":%s}'

@@ -263,10 +263,11 @@ def remembered(memo, rows, compute):
     `compute` gets the new rows padded with 0, which it must read as padding."""
     keys = [tuple(row[:n]) for row, n in zip(rows.tolist(), (rows != 0).sum(-1).tolist())]
     new = list(dict.fromkeys(k for k in keys if k not in memo))
+    if new and len(memo) + len(new) > MEMO_LIMIT:
+        memo.clear()
+        new = list(dict.fromkeys(keys))
     if new:
         width = max(max(map(len, new)), 1)
         padded = rows.new_tensor([list(k) + [0] * (width - len(k)) for k in new])
-        if len(memo) + len(new) > MEMO_LIMIT:
-            memo.clear()
         memo.update(zip(new, compute(padded)))
     return torch.stack([memo[k] for k in keys])
