@@ -28,6 +28,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
     "ionosphere": ("class-ionosphere.meta.json", "class-ionosphere.data.json", None),
     "ngram": ("class-ngram-sp1.meta.json", "class-ngram-sp1.data.json", 200),
+    "window": ("class-window-pos1.meta.json", "class-window-pos1.data.json", 300),
     "sequence": ("seq-pos1.meta.json", "seq-pos1.data.json", 200),
     "multi": ("ner-wikigold-multi-train/crvd.meta.json", "ner-wikigold-multi-train/crvd.data.json", 200),
     "regression": ("abalone-train/crvd.meta.json", "abalone-train/crvd.data.json", None),
@@ -207,7 +208,7 @@ def check_distribution(output, conf, dist, labels):
 # ---- answers ----
 
 
-@pytest.mark.parametrize("kind", ["ionosphere", "ngram"])
+@pytest.mark.parametrize("kind", ["ionosphere", "ngram", "window"])
 def test_classification_answers_are_distributions_over_the_model_labels(models, kind):
     model = models(kind)
     backend = model.start()

@@ -26,7 +26,7 @@ def unprepared(prefix):
 
 # numbers-only data is distilled into one network; its cross-validation's five are PREFIX.folds
 @pytest.mark.parametrize("kind, suffix, stacked, members", [
-    ("ionosphere", ".folds", True, 5), ("ionosphere", "", True, 1), ("ngram", "", True, 5),
+    ("ionosphere", ".folds", True, 5), ("ionosphere", "", True, 1), ("ngram", "", True, 5), ("window", "", True, 5),
     ("regression", ".folds", True, 5), ("regression", "", True, 1), ("sequence", "", False, 1), ("multi", "", False, 1)])
 def test_prepared_answers_equal_the_model_files_network(models, kind, suffix, stacked, members):
     model = models(kind)
