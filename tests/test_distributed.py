@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from filejsonpytorch import model_io
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.errors import UsageError
 from filejsonpytorch.training import distributed
+from filejsonpytorch.training.workers import worker_main
 from test_lfhost import assert_the_host_takes_every_answer, host_setup, lfhost
 
 #: no dropout and no word dropout (ionosphere is numeric): the ranks' random masks would
@@ -258,6 +260,42 @@ def test_a_stop_file_stops_every_worker_with_a_loadable_model_and_resume_trains_
     assert max(e["epoch"] for e in info["history"] if e["fold"] == 1) == first_epochs + 1
 
 
+def start_a_worker_and_cut_its_job_short(pids):
+    """In a process of its own, as a main process would: starts a worker, writes it the
+    beginning of a job (as when the main process is killed while sending one) and waits."""
+    context = torch.multiprocessing.get_context("spawn")
+    jobs, events, stopping = context.Queue(), context.Queue(), context.Event()
+    worker = context.Process(target=worker_main, args=(jobs, events, stopping, 1, False, os.getpid()))
+    worker.start()
+    os.write(jobs._writer.fileno(), struct.pack("!i", 1 << 20) + b"the first bytes of a job")
+    pids.put(worker.pid)
+    time.sleep(600)
+
+
+def test_a_worker_ends_when_its_main_process_dies_while_sending_it_a_job():
+    context = torch.multiprocessing.get_context("spawn")
+    pids = context.Queue()
+    main = context.Process(target=start_a_worker_and_cut_its_job_short, args=(pids,))
+    main.start()
+    worker = pids.get(timeout=120)
+    time.sleep(3)  # the worker is reading the job that never ends
+    assert alive(worker)
+    os.kill(main.pid, signal.SIGKILL)
+    main.join()
+    deadline = time.monotonic() + 30
+    while alive(worker):
+        assert time.monotonic() < deadline, "the worker waits for the rest of the job"
+        time.sleep(0.2)
+
+
+def alive(pid):
+    """True while `pid` runs (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_workers_end_when_the_main_process_is_killed(make_datadir):
     datadir = make_datadir("abalone-train")
@@ -267,8 +305,7 @@ def test_workers_end_when_the_main_process_is_killed(make_datadir):
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         deadline = time.monotonic() + 60
-        while any(Path(f"/proc/{pid}").exists() and b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().split()[2:3]
-                  for pid in workers):
+        while any(alive(pid) for pid in workers):
             assert time.monotonic() < deadline, "a worker goes on without its main process"
             time.sleep(0.5)
     model_io.read_model(str(datadir / PREFIX))

@@ -6,7 +6,7 @@ main process, from the same initial weights and seeds, so the results are the sa
 worker sends everything that happens (log records, improvements, reports, the end)
 through one queue; the main process alone logs, keeps the history file and writes the
 model file, and it alone watches the stop file and the signals, relaying a stop to the
-workers. A worker whose main process is gone stops too.
+workers. A worker whose main process is gone ends within a second.
 """
 
 import io
@@ -15,6 +15,7 @@ import logging.handlers
 import os
 import queue
 import signal
+import threading
 import time
 
 import torch
@@ -151,32 +152,30 @@ def worker_main(jobs, events, stopping, threads, debug, parent):
     Signals are the main process's to handle: Ctrl-C reaches the whole process group."""
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
+    threading.Thread(target=end_with, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     relay = Relay(events)
-    for job, state, temperature, device in iter(lambda: next_job(jobs, parent), None):
+    for job, state, temperature, device in iter(jobs.get, None):
         setup_worker_logging(events, f"network {job.index + 1} of {job.folds}", debug)
         try:
             member = build_network(job.arch)
             member.load_state_dict(load_state(state))
             member.temperature = temperature
             PHASES.reset()
-            train_fold(job, member.to(device), torch.device(device), relay, RelayedStop(stopping, parent))
+            train_fold(job, member.to(device), torch.device(device), relay, RelayedStop(stopping))
         except Exception as error:  # sent to the main process, which stops the others and reports it
             log.debug("failed", exc_info=True)
             events.put(("failed", job.index, error if isinstance(error, UserError) else
                         RuntimeError(f"network {job.index + 1}: {type(error).__name__}: {error}")))
-    if os.getppid() != parent:
-        events.cancel_join_thread()  # nobody reads what is left: exit without waiting to send it
 
 
-def next_job(jobs, parent):
-    """The next network to train; None at the end, or when the main process is gone."""
+def end_with(parent):
+    """Ends this worker once its main process is gone, whatever it is doing: nobody reads
+    what it would send, and a job the main process was writing when it died leaves a read
+    of the queue that never returns."""
     while os.getppid() == parent:
-        try:
-            return jobs.get(timeout=1)
-        except queue.Empty:
-            continue
-    return None
+        time.sleep(1)
+    os._exit(0)
 
 
 class Relay:
@@ -200,10 +199,10 @@ class Relay:
 
 
 class RelayedStop:
-    """A worker's stop request: the main process's, or the main process gone."""
+    """A worker's stop request: the main process's."""
 
-    def __init__(self, stopping, parent):
-        self.stopping, self.parent = stopping, parent
+    def __init__(self, stopping):
+        self.stopping = stopping
         self.reason = None
 
     def __enter__(self):
@@ -215,8 +214,6 @@ class RelayedStop:
     def check(self):
         if self.reason is None and self.stopping.is_set():
             self.reason = "the main process asked"
-        if self.reason is None and os.getppid() != self.parent:
-            self.reason = "the main process is gone"
         return self.reason
 
 
