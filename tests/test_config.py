@@ -53,7 +53,7 @@ def test_help_lists_every_spec_option_with_its_default():
 
 
 @pytest.mark.parametrize("option, default", [("--maxepochs", "100"), ("--seed", "1"), ("--valsize", "0.1"),
-                                             ("--es_patience", "10"), ("--stopfile", "DATADIR/STOP"),
+                                             ("--es_patience", "10; 5 for a validation set of 500 instances or more"), ("--stopfile", "DATADIR/STOP"),
                                              ("--es_metric", "entity_f1 for chunk labels, else accuracy"), ("--ngram_layer", "mean for classification, cnn otherwise")])
 def test_help_shows_the_default_value(option, default):
     assert f"(default: {default})" in help_entries()[option]

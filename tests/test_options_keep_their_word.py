@@ -235,3 +235,21 @@ def test_progress_says_what_is_known(train_cli, make_datadir):
                          r"by --maxepochs, \d networks? left", line), line
     assert "at most" not in run.err
     assert all(line.endswith("(best so far)") or "best so far" not in line for line in validations)
+
+
+# --- early stopping's patience follows the validation set ---------------------------
+
+
+@pytest.mark.parametrize("lines, valsize, patience", [(None, "768", 5), (None, "499", 10)])
+def test_a_large_validation_set_stops_after_fewer_validations(train_cli, make_datadir, lines, valsize, patience):
+    run = train_cli(*paths(make_datadir("sentpol-train", lines)), "--maxepochs", "1", "--valsize", valsize)
+    assert run.code == 0, run.err
+    said = re.search(r"validating on (\d+) instances; .* with patience (\d+)(.*)", run.err)
+    assert said and int(said.group(1)) == int(valsize) and int(said.group(2)) == patience, run.err
+    assert ("the default for a validation set of 768 instances; 10 under 500" in said.group(3)) == (patience == 5)
+
+
+def test_the_given_patience_is_kept_on_a_large_validation_set(train_cli, make_datadir):
+    run = train_cli(*paths(make_datadir("sentpol-train")), "--maxepochs", "1", "--es_patience", "10")
+    assert run.code == 0, run.err
+    assert re.search(r"validating on 853 instances; .* with patience 10\n", run.err), run.err

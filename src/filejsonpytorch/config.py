@@ -98,7 +98,9 @@ def train_parser():
     a("--repeveryinstances", type=positive_int, default=None, help="report every N training instances")
     a("--batchsize", type=positive_int, default=None, help="batch size (default: from the architecture, 32)")
     a("--maxepochs", type=positive_int, default=100, help="maximum number of epochs")
-    a("--es_patience", type=int, default=10, help="stop after N validations without improvement (0: never stop early)")
+    a("--es_patience", type=int, default=None,
+      help="stop after N validations without improvement, 0: never stop early (default: 10; 5 for a validation "
+           "set of 500 instances or more)")
     a("--es_metric", choices=["loss", "accuracy", "entity_f1"], default=None,
       help="what early stopping and the best model watch, for regression always loss "
            "(default: entity_f1 for chunk labels, else accuracy)")

@@ -30,7 +30,8 @@ from .adam import Adam
 from .phases import PHASES
 from .precision import Precision
 from .stop import StopRequest, stop_file
-from .validation import Totals, best_of, count_correct, early_stopping_metric, is_better, validation_pass
+from .validation import (Totals, best_of, count_correct, early_stopping_metric, early_stopping_patience, is_better,
+                         validation_pass)
 from .word_dropout import WordDropout
 
 log = logging.getLogger("filejsonpytorch")
@@ -76,6 +77,7 @@ class Trainer:
         self.batch_size = int(training.batchsize)
         self.train_data = TensorData(train_set)
         self.val_data = TensorData(val_set) if val_set is not None else None
+        self.patience, self.patience_reason = early_stopping_patience(args.es_patience, self.val_data)
         self.optimizer = Adam([p for p in self.network.parameters() if p.requires_grad], lr=training.learningrate)
         if model.optimizer_state:
             self.optimizer.load_state_dict(model.optimizer_state)
@@ -107,10 +109,11 @@ class Trainer:
 
     def _run(self):
         args = self.args
-        log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d",
+        log.info("training on %d, validating on %d %s; batch size %d, learning rate %g, early stopping on %s with patience %d%s",
                  self.train_data.size, self.val_data.size if self.val_data else 0,
                  "sequences" if self.train_data.is_sequence else "instances",
-                 self.batch_size, self.model.arch.training.learningrate, self.metric, args.es_patience)
+                 self.batch_size, self.model.arch.training.learningrate, self.metric, self.patience,
+                 f" ({self.patience_reason})" if self.patience_reason else "")
         self.epochs_left = args.maxepochs
         first_epoch = self.model.position["epoch"] + 1
         self.started = time.time()
@@ -207,9 +210,8 @@ class Trainer:
     def budget(self):
         """What is known of the training still to come: the early stop's and --maxepochs' limits."""
         parts = [f"{self.epoch_seconds():.1f} s/epoch", f"{plural(self.epochs_left, 'epoch')} left by --maxepochs"]
-        patience = self.args.es_patience
-        if patience:
-            left = patience - self.bad_validations
+        if self.patience:
+            left = self.patience - self.bad_validations
             parts.insert(1, f"stops if {plural(left, 'more validation')} {'brings' if left == 1 else 'bring'} no improvement")
         if self.part:
             parts.append(f"{plural(self.part[1] - self.part[0], 'network')} left")
@@ -239,7 +241,7 @@ class Trainer:
         log.info("%svalidation after epoch %d batch %d: %s; %s%s", self.name, epoch, number, figures_text(entry),
                  self.budget(), self.improvement_text() if improved else "")
         self.hooks.on_validation(self, entry, improved)
-        if not improved and self.args.es_patience and self.bad_validations >= self.args.es_patience:
+        if not improved and self.patience and self.bad_validations >= self.patience:
             log.info("%searly stopping: no improvement of validation %s in %d validations",
                      self.name, self.metric, self.bad_validations)
             return True

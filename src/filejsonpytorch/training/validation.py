@@ -90,6 +90,24 @@ class EntityCount:
 RANKING = {"accuracy": ("accuracy", "-loss"), "entity_f1": ("entity_f1", "accuracy", "-loss"), "loss": ("-loss",)}
 
 
+#: validations without improvement before early stopping, unless --es_patience says
+PATIENCE = 10
+#: fewer on a validation set of LARGE_VALIDATION instances or more (not sequences), whose
+#: figure moves less by chance: the best came no later for any of 5 seeds on sentence
+#: polarity's 768 (README, "Early stopping")
+LARGE_VALIDATION, LARGE_VALIDATION_PATIENCE = 500, 5
+
+
+def early_stopping_patience(choice, val_data):
+    """-> (--es_patience, or the default for this validation set, why: None for the option)."""
+    if choice is not None:
+        return choice, None
+    if val_data is not None and not val_data.is_sequence and val_data.size >= LARGE_VALIDATION:
+        return LARGE_VALIDATION_PATIENCE, (f"the default for a validation set of {val_data.size} instances; "
+                                           f"{PATIENCE} under {LARGE_VALIDATION}")
+    return PATIENCE, None
+
+
 def early_stopping_metric(choice, arch):
     """What early stopping and the best model watch: --es_metric, by default entity F1 for
     chunk labels (a tagger of all O scores a high accuracy and finds nothing), accuracy for
