@@ -10,9 +10,6 @@ from itertools import chain
 import numpy as np
 import torch
 
-#: the one row of a request without nominal values (or numbers)
-EMPTY_ROWS = {dtype: torch.zeros(1, 0, dtype=dtype) for dtype in (torch.long, torch.float)}
-
 
 class TensorData:
     """A Dataset's arrays as torch tensors, ready for gathering batches."""
@@ -122,8 +119,8 @@ def request_batch(encoded, is_sequence):
     if not is_sequence:
         nominal, numeric, lists = encoded
         return {
-            "nominal": _row(nominal, torch.long),
-            "numeric": _row(numeric, torch.float),
+            "nominal": torch.tensor([nominal], dtype=torch.long),
+            "numeric": torch.tensor([numeric], dtype=torch.float),
             "lists": [torch.tensor([ids or [0]], dtype=torch.long) for ids in lists],
         }
     steps, n_lists = len(encoded), len(encoded[0][2])
@@ -135,12 +132,6 @@ def request_batch(encoded, is_sequence):
                   for i in range(n_lists)],
         "mask": torch.ones(1, steps, dtype=torch.bool),
     }
-
-
-def _row(values, dtype):
-    """An instance's values -> [1, len(values)]; the data's many instances without
-    numbers (or nominal values) share one empty tensor."""
-    return torch.tensor([values], dtype=dtype) if values else EMPTY_ROWS[dtype]
 
 
 def _tensor(rows, dtype, steps, width):

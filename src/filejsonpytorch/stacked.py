@@ -193,6 +193,8 @@ class ListTerm:
         """share: the terms the memo may hold."""
         self.table, self.cnn = table, StackedListCNN(cnns)
         self.mean_only = not self.cnn.shapes and not isinstance(table, int)
+        # for the mean alone: one row of all members' vectors per word
+        self.rows = table.view(len(table), -1) if self.mean_only else None
         self.memo = {} if emb_id == CHARS_EMB_ID else None
         self.limit = max(1, share)
         self.weight = None  # [M, out_dim, H], set by FirstLayer
@@ -214,10 +216,9 @@ class ListTerm:
         [M, 1, out_dim]; an empty list reads as zeros."""
         members, device = len(self.weight), self.weight.device
         if self.mean_only:
-            table = self.table.view(len(self.table), -1)
             if not ids:
-                return table.new_zeros(members, 1, self.cnn.out_dim)
-            return table.index_select(0, torch.tensor(ids, device=device)).mean(dim=0).view(members, 1, -1)
+                return self.rows.new_zeros(members, 1, self.cnn.out_dim)
+            return self.rows.index_select(0, torch.tensor(ids, device=device)).mean(dim=0).view(members, 1, -1)
         rows = torch.tensor([ids or [0]], device=device)
         return self.cnn(_embed(self.table, rows, members), rows != 0)
 

@@ -93,8 +93,8 @@ RANKING = {"accuracy": ("accuracy", "-loss"), "entity_f1": ("entity_f1", "accura
 #: validations without improvement before early stopping, unless --es_patience says
 PATIENCE = 10
 #: fewer on a validation set of LARGE_VALIDATION instances or more (not sequences), whose
-#: figure moves less by chance: the best came no later for any of 5 seeds on sentence
-#: polarity's 768 (README, "Early stopping")
+#: figure moves less by chance: on sentence polarity's 711 the best epoch was the same
+#: for each of 5 seeds (benchmarks/README.md)
 LARGE_VALIDATION, LARGE_VALIDATION_PATIENCE = 500, 5
 
 
