@@ -20,6 +20,7 @@ from filejsonpytorch.batches import TensorData
 from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.model_io import read_model
+from filejsonpytorch.modules.bilstm_tagger import bidirectional_states
 from filejsonpytorch.modules.encoder import NaiveBayesBag
 from filejsonpytorch.train import main as train_main
 from filejsonpytorch.training.data import training_data
@@ -214,6 +215,35 @@ def test_evaluate_regression_and_json_output(tmp_path, capsys):
     errors = [json.loads(server.answer(json.dumps(f).encode()))["output"] - target for f, target in requests(datadir, 1000)]
     assert report["regression"]["rmse"] == pytest.approx(float(np.sqrt(np.mean(np.square(errors)))), rel=1e-5)
     assert report["regression"]["n"] == 320
+
+
+# --- the tagger's BiLSTM over padded sequences ---------------------------------------
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_bidirectional_states_are_those_of_packed_sequences_with_their_gradients(layers):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, num_layers=layers, batch_first=True, bidirectional=True).eval()
+    x = torch.randn(4, 7, 6, requires_grad=True)
+    lengths = torch.tensor([7, 3, 1, 5])
+    real = torch.arange(7) < lengths.unsqueeze(1)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected = torch.nn.utils.rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=7)[0][real]
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *lstm.parameters()])
+    states = bidirectional_states(lstm, x, lengths)[real]
+    grads = torch.autograd.grad(states.square().sum(), [x, *lstm.parameters()])
+    assert torch.allclose(states, expected, atol=1e-6)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, atol=1e-5)
+
+
+def test_bidirectional_states_read_a_padded_sequence_as_the_sequence_alone():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+    x = torch.randn(2, 6, 6)
+    alone = bidirectional_states(lstm, x[1:, :4], torch.tensor([4]))
+    assert torch.allclose(bidirectional_states(lstm, x, torch.tensor([6, 4]))[1, :4], alone[0], atol=1e-6)
+    assert torch.allclose(alone, lstm(x[1:, :4])[0], atol=1e-6)
 
 
 # --- the naive Bayes bag of the mlp ---------------------------------------------------

@@ -3,7 +3,7 @@
 Each element's features are encoded (embeddings, n-gram lists, numbers), projected by a
 non-linear layer, and read in both directions by a masked bidirectional LSTM whose
 states give each element's label scores (Graves & Schmidhuber 2005; Huang, Xu & Yu 2015).
-Padded elements are packed away and never seen by the LSTM. As the LSTM reads the
+Padded elements never reach a real element's state (see `bidirectional_states`). As the LSTM reads the
 neighbours itself, the default architecture leaves out the window features of other
 positions than the element's own (`reads_neighbours`; measured in the README).
 
@@ -11,6 +11,7 @@ Hyper-parameters: hidden (projection units), lstm_hidden (per direction), lstm_l
 dropout.
 """
 
+import torch
 from torch import nn
 
 from .base import LFModule
@@ -35,12 +36,41 @@ class BiLSTMTagger(LFModule):
 
     def forward(self, batch):
         """A sequence batch (see encoder.py; mask [B, T]) -> label scores [B, T, C]."""
-        mask = batch["mask"]
         x = self.project(self.encoder(batch))
-        if x.shape[0] == 1:  # a single sequence (application) has no padding to pack away
-            return self.output(self.lstm(x)[0])
-        lengths = mask.sum(-1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=mask.shape[1])
-        return self.output(out)
+        return self.output(bidirectional_states(self.lstm, x, batch["mask"].sum(-1)))
+
+
+def bidirectional_states(lstm, x, lengths):
+    """A bidirectional `nn.LSTM` (batch_first) over padded sequences: x [B, T, D] with
+    real lengths [B] (padding after them) -> states [B, T, 2 * hidden], padded positions
+    undefined. The same function as packing the sequences, but each direction runs over
+    the whole padded batch in one fused kernel: the backward one over each sequence
+    reversed within its length, so that it starts at the sequence's last real element.
+    Packed sequences take a step-by-step path on CPUs, twice as slow (README)."""
+    reverse = reversal_index(lengths, x.shape[1])
+    h0 = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+    for layer in range(lstm.num_layers):
+        if layer:
+            x = nn.functional.dropout(x, lstm.dropout, lstm.training)
+        forward = one_direction(lstm, x, h0, f"_l{layer}")
+        backward = one_direction(lstm, reversed_within(x, reverse), h0, f"_l{layer}_reverse")
+        x = torch.cat([forward, reversed_within(backward, reverse)], dim=-1)
+    return x
+
+
+def one_direction(lstm, x, h0, suffix):
+    weights = [getattr(lstm, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    return torch.lstm(x, (h0, h0), weights, True, 1, 0.0, lstm.training, False, True)[0]
+
+
+def reversal_index(lengths, steps):
+    """lengths [B] -> long [B, T]: position t of a sequence of length n reads n - 1 - t
+    (t < n), padding stays where it is."""
+    t = torch.arange(steps, device=lengths.device)
+    n = lengths.to(t.device).unsqueeze(1)
+    return torch.where(t < n, n - 1 - t, t)
+
+
+def reversed_within(x, index):
+    """x [B, T, D], index [B, T] from reversal_index -> x with each sequence reversed."""
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
