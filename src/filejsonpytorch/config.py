@@ -130,7 +130,7 @@ def train_parser():
     a("--amp", choices=["off", "bf16", "fp16"], default="off",
       help="mixed precision on a GPU: bf16, or fp16 with a gradient scaler; refused on a CPU")
     a("--threads", type=positive_int, default=None,
-      help="torch threads for training (default: torch's own, one per core); 1 trains taggers faster on 2 cores")
+      help="torch threads for training (default: torch's own, one per core)")
     a("--workers", type=positive_int, default=None,
       help="train the networks of --folds in up to N processes at once, with the same results as one "
            "after another (1); default: one per two CPU cores, at most one per network")

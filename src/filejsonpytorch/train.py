@@ -106,9 +106,8 @@ def train_on(args, device, group, main):
 
 
 def choose_threads(asked):
-    """--threads; by default torch's own (one per core, or OMP_NUM_THREADS). One thread
-    trains taggers a quarter faster on 2 cores, but scored a little lower on held-out data
-    in every run measured, so it is not the default (benchmarks/README.md)."""
+    """--threads; by default torch's own (one per core, or OMP_NUM_THREADS): one thread
+    was no faster on 2 cores and scored a little lower on held-out data (benchmarks/README.md)."""
     if asked:
         torch.set_num_threads(asked)
         log.info("torch threads: %d", asked)

@@ -47,6 +47,8 @@ def bidirectional_states(lstm, x, lengths):
     the whole padded batch in one fused kernel: the backward one over each sequence
     reversed within its length, so that it starts at the sequence's last real element.
     Packed sequences take a step-by-step path on CPUs, twice as slow (README)."""
+    if x.shape[0] == 1:  # a single sequence (application) has no padding: one call does both
+        return lstm(x)[0]
     reverse = reversal_index(lengths, x.shape[1])
     h0 = x.new_zeros(1, x.shape[0], lstm.hidden_size)
     for layer in range(lstm.num_layers):
