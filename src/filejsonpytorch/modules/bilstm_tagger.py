@@ -3,9 +3,9 @@
 Each element's features are encoded (embeddings, n-gram lists, numbers), projected by a
 non-linear layer, and read in both directions by a masked bidirectional LSTM whose
 states give each element's label scores (Graves & Schmidhuber 2005; Huang, Xu & Yu 2015).
-Padded elements never reach a real element's state (see `bidirectional_states`). As the LSTM reads the
-neighbours itself, the default architecture leaves out the window features of other
-positions than the element's own (`reads_neighbours`; measured in the README).
+Padded elements never reach a real element's state (see `bidirectional_states`). As the
+LSTM reads the neighbours itself, the default architecture leaves out the window features
+of other positions than the element's own (`reads_neighbours`; measured in the README).
 
 Hyper-parameters: hidden (projection units), lstm_hidden (per direction), lstm_layers,
 dropout.
@@ -61,8 +61,12 @@ def bidirectional_states(lstm, x, lengths):
 
 
 def one_direction(lstm, x, h0, suffix):
-    weights = [getattr(lstm, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    return torch.lstm(x, (h0, h0), weights, True, 1, 0.0, lstm.training, False, True)[0]
+    """One layer and direction of `lstm` (its weights ending in `suffix`) from zero states:
+    x [B, T, D] -> [B, T, hidden]."""
+    names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if lstm.bias else ())
+    weights = [getattr(lstm, name + suffix) for name in names]
+    # torch.lstm(input, (h0, c0), weights, has_biases, layers, dropout, train, bidirectional, batch_first)
+    return torch.lstm(x, (h0, h0), weights, lstm.bias, 1, 0.0, lstm.training, False, True)[0]
 
 
 def reversal_index(lengths, steps):
