@@ -36,7 +36,7 @@ from filejsonpytorch import config
 from filejsonpytorch.batches import epoch_order
 from filejsonpytorch.network import build_network
 from filejsonpytorch.training.setup import new_model
-from filejsonpytorch.training.trainer import Trainer
+from filejsonpytorch.training.trainer import Hooks, Trainer
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("class-ionosphere", "class-ngram-sp1", "class-window-pos1", "seq-pos1", "seq-pos2", "abalone-train",
@@ -111,8 +111,9 @@ def first_batches(data, max_batches, batch_size):
 
 def make_trainer(args, model, train_set, val_set, epochs):
     """A Trainer in the state `Trainer.run` leaves it in before the first epoch."""
-    trainer = Trainer(args, model, torch.device("cpu"), train_set, val_set, on_improvement=lambda trainer: None)
+    trainer = Trainer(args, model, torch.device("cpu"), train_set, val_set, Hooks())
     trainer.started = time.time()
+    trainer.epochs_left = epochs
     trainer.total_batches = epochs * trainer.batches_per_epoch
     trainer.done_batches = trainer.seen = 0
     trainer.validate = lambda epoch, number: False  # validation is not part of an epoch's cost
