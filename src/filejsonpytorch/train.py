@@ -107,7 +107,8 @@ def train_on(args, device, group, main):
 
 def choose_threads(asked):
     """--threads; by default torch's own (one per core, or OMP_NUM_THREADS): one thread
-    was no faster on 2 cores and scored a little lower on held-out data (benchmarks/README.md)."""
+    scored a little lower on held-out data in every run measured, and since the taggers'
+    LSTM runs in fused kernels it trains them no faster on 2 cores (benchmarks/README.md)."""
     if asked:
         torch.set_num_threads(asked)
         log.info("torch threads: %d", asked)
