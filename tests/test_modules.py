@@ -21,7 +21,7 @@ from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.model_io import read_model
 from filejsonpytorch.modules.bilstm_tagger import bidirectional_states
-from filejsonpytorch.modules.encoder import NaiveBayesBag
+from filejsonpytorch.modules.encoder import ListCNN, NaiveBayesBag, by_length, convolve
 from filejsonpytorch.train import main as train_main
 from filejsonpytorch.training.data import training_data
 from filejsonpytorch.training.setup import resumed_model
@@ -243,6 +243,46 @@ def test_bidirectional_states_read_a_padded_sequence_as_the_sequence_alone():
     x = torch.randn(2, 6, 6)
     alone = lstm(x[1:, :4])[0]
     assert torch.allclose(bidirectional_states(lstm, x, torch.tensor([6, 4]))[1, :4], alone[0], atol=1e-6)
+
+
+# --- the list CNN: a matrix product per window, rows grouped by length -------------
+
+
+@pytest.mark.parametrize("width, bias", [(1, True), (2, True), (3, True), (4, False), (5, True)])
+def test_convolve_is_conv1d_with_its_gradients(width, bias):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 4, width, padding=width // 2, bias=bias)
+    vectors = torch.randn(3, 7, 6, requires_grad=True)
+    expected = conv(vectors.transpose(1, 2))[..., :7].transpose(1, 2)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [vectors, *conv.parameters()])
+    ours = convolve(conv, vectors)
+    grads = torch.autograd.grad(ours.square().sum(), [vectors, *conv.parameters()])
+    assert ours.shape == (3, 7, 4) and torch.allclose(ours, expected, atol=1e-6)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, atol=1e-5)
+
+
+def test_rows_grouped_by_length_encode_as_the_whole_batch_with_their_gradients():
+    torch.manual_seed(0)
+    embedding, cnn = torch.nn.Embedding(20, 5, padding_idx=0), ListCNN(5, [2, 3], 4, mean=True)
+    lengths = torch.tensor([0, 1, 3, 4, 5, 8, 9, 17, 40, 2, 6, 4])
+    rows = torch.randint(1, 20, (len(lengths), 40)) * (torch.arange(40) < lengths.unsqueeze(1))
+    widths = []
+
+    def compute(ids):
+        widths.append(ids.shape[1])
+        return cnn(embedding(ids), ids != 0)
+
+    expected = compute(rows)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [embedding.weight, *cnn.parameters()])
+    widths.clear()
+    grouped = by_length(rows, compute)
+    grads = torch.autograd.grad(grouped.square().sum(), [embedding.weight, *cnn.parameters()])
+    assert torch.allclose(grouped, expected, atol=1e-6)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, atol=1e-5)
+    assert widths == [4, 8, 9, 17, 40]  # each group cut to its longest row
+    assert by_length(rows[:0], compute).shape == (0, cnn.out_dim)
 
 
 # --- the naive Bayes bag of the mlp ---------------------------------------------------
