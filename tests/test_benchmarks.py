@@ -17,3 +17,13 @@ def test_bench_train_times_ours_against_the_bare_loop_on_two_batches():
     assert set(rows) == {"seq-pos2", "class-ionosphere"}
     for row in rows.values():
         assert row[3] == "2" and float(row[7]) > 0  # two batches timed, a ratio measured
+
+
+def test_bench_adam_steps_both_optimizers_to_the_same_weights():
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_adam.py"), "--reference", "HEAD",
+                           "--datasets", "class-ionosphere", "seq-pos2", "--steps", "12"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:]}
+    assert set(rows) == {"class-ionosphere", "seq-pos2"}
+    assert all(row[3] == "True" and float(row[1]) > 0 and float(row[2]) > 0 for row in rows.values())
