@@ -77,14 +77,17 @@ def test_a_state_saved_by_either_resumes_with_the_other_as_with_itself(make_data
     assert all(torch.equal(reference[k], other[k]) for other in others for k in reference)
 
 
-@pytest.mark.parametrize("eps, betas", [(1e-8, (0.9, 0.999)), (1e-6, (0.9, 0.99)), (1e-12, (0.8, 0.9999)), (0.0, (0.9, 0.999))])
-def test_second_moments_of_zero_or_next_to_it_step_as_in_torch(eps, betas):
+@pytest.mark.parametrize("eps, betas, dtype", [(1e-8, (0.9, 0.999), torch.float32), (1e-6, (0.9, 0.99), torch.float32),
+                                               (1e-12, (0.8, 0.9999), torch.float32), (0.0, (0.9, 0.999), torch.float32),
+                                               (1e-8, (0.9, 0.999), torch.float64)])
+def test_second_moments_of_zero_or_next_to_it_step_as_in_torch(eps, betas, dtype):
     """The floor under the square roots (negligible_square) must change no weight: gradients
     of 0, subnormal squares and squares from far below to far above the floor."""
     magnitudes = [0.0, 1e-23, 1e-21, 1e-19] + [2.0 ** -k for k in range(80, 0, -2)] + [1.0, 30.0]
-    gradients = torch.tensor(magnitudes * 3) * torch.tensor([1.0, -1.0, 0.5]).repeat_interleave(len(magnitudes))
+    signs = torch.tensor([1.0, -1.0, 0.5], dtype=dtype).repeat_interleave(len(magnitudes))
+    gradients = torch.tensor(magnitudes * 3, dtype=dtype) * signs
     # weights from 0, so that every difference in a step shows
-    ours, theirs = torch.zeros(len(gradients), requires_grad=True), torch.zeros(len(gradients), requires_grad=True)
+    ours, theirs = (torch.zeros(len(gradients), dtype=dtype, requires_grad=True) for _ in range(2))
     optimizers = Adam([ours], lr=0.01, betas=betas, eps=eps), torch.optim.Adam([theirs], lr=0.01, betas=betas, eps=eps)
     for step in range(6):
         for param, optimizer in zip((ours, theirs), optimizers):

@@ -55,7 +55,8 @@ class Adam:
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
         counts = [step.item() for step in steps]
         step_sizes = [(lr / (1 - beta1 ** n)) * -1 for n in counts]
-        denominators = torch._foreach_maximum(exp_avg_sqs, negligible_square(eps, beta2))
+        floor = negligible_square(eps, beta2) if all(v.dtype == torch.float32 for v in exp_avg_sqs) else 0.0
+        denominators = torch._foreach_maximum(exp_avg_sqs, floor)
         torch._foreach_sqrt_(denominators)
         torch._foreach_div_(denominators, [(1 - beta2 ** n) ** 0.5 for n in counts])
         torch._foreach_add_(denominators, eps)
@@ -87,8 +88,8 @@ class Adam:
 
 
 def negligible_square(eps, beta2):
-    """A floor for the second moments below which the square root, divided by Adam's bias
-    correction (at least sqrt(1 - beta2)), is under a quarter of a float32 ulp of `eps`:
+    """A floor for float32 second moments below which the square root, divided by Adam's
+    bias correction (at least sqrt(1 - beta2)), is under a quarter of a float32 ulp of `eps`:
     the denominator rounds to `eps` either way, so raising smaller values to it changes no
     result. CPUs take the square root of a 0 or a subnormal number 20 to 40 times slower
     than of a normal one, and the moments of embedding rows not yet seen, or of weights of
