@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from filejsonpytorch import evaluate, lfdata, metrics
 from filejsonpytorch.apply import Server
@@ -21,6 +22,7 @@ from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.model_io import read_model
 from filejsonpytorch.modules.bilstm_tagger import bidirectional_states
+from filejsonpytorch.modules.dropout import Dropout
 from filejsonpytorch.modules.encoder import ListCNN, NaiveBayesBag, by_length, convolve
 from filejsonpytorch.train import main as train_main
 from filejsonpytorch.training.data import training_data
@@ -283,6 +285,34 @@ def test_rows_grouped_by_length_encode_as_the_whole_batch_with_their_gradients()
         assert torch.allclose(grad, expected_grad, atol=1e-5)
     assert widths == [4, 8, 9, 17, 40]  # each group cut to its longest row
     assert by_length(rows[:0], compute).shape == (0, cnn.out_dim)
+
+
+# --- dropout ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.33, 0.5, 0.9])
+def test_dropout_is_torchs_bit_for_bit_with_its_gradients_and_generator_state(p, dtype):
+    for shape in [(7, 3), (32, 500), (4, 30, 200)]:
+        x = torch.randn(shape, dtype=dtype, requires_grad=True)
+        torch.manual_seed(5)
+        expected, expected_next = nn.functional.dropout(x, p, True), torch.rand(3)
+        expected_grad, = torch.autograd.grad((expected * 3).sum(), x)
+        torch.manual_seed(5)
+        out, out_next = Dropout(p)(x), torch.rand(3)
+        grad, = torch.autograd.grad((out * 3).sum(), x)
+        assert torch.equal(out, expected) and torch.equal(grad, expected_grad) and torch.equal(out_next, expected_next)
+    assert abs((out == 0).float().mean() - p) < 0.01  # 24,000 elements: 0.01 is over 5 sigma
+
+
+def test_dropout_passes_its_input_in_evaluation():
+    x = torch.rand(3, 4)
+    assert Dropout(0.5).eval()(x) is x
+
+
+def test_dropout_of_0_and_1_is_torchs():
+    x = torch.rand(3, 4) + 0.5
+    assert torch.equal(Dropout(0.0)(x), x) and torch.equal(Dropout(1.0)(x), torch.zeros(3, 4))
 
 
 # --- the naive Bayes bag of the mlp ---------------------------------------------------

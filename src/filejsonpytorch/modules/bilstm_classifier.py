@@ -10,6 +10,7 @@ from torch import nn
 
 from ..vocab import CHARS_EMB_ID
 from .base import LFModule
+from .dropout import Dropout
 from .encoder import InputEncoder
 
 
@@ -21,8 +22,8 @@ class BiLSTMClassifier(LFModule):
         super().__init__(arch)
         self.encoder = InputEncoder(self.arch)
         self.layers = nn.Sequential(
-            nn.Dropout(self.hp["dropout"]), nn.Linear(self.encoder.out_dim, self.hp["hidden"]), nn.ReLU(),
-            nn.Dropout(self.hp["dropout"]), nn.Linear(self.hp["hidden"], self.n_outputs),
+            Dropout(self.hp["dropout"]), nn.Linear(self.encoder.out_dim, self.hp["hidden"]), nn.ReLU(),
+            Dropout(self.hp["dropout"]), nn.Linear(self.hp["hidden"], self.n_outputs),
         )
 
     def list_layers(self, lists):

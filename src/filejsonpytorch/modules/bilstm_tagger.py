@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .base import LFModule
+from .dropout import Dropout, dropout
 from .encoder import InputEncoder
 
 
@@ -28,11 +29,11 @@ class BiLSTMTagger(LFModule):
         hp = self.hp
         self.encoder = InputEncoder(arch)
         self.project = nn.Sequential(
-            nn.Dropout(hp["dropout"] / 2), nn.Linear(self.encoder.out_dim, hp["hidden"]), nn.ReLU(), nn.Dropout(hp["dropout"])
+            Dropout(hp["dropout"] / 2), nn.Linear(self.encoder.out_dim, hp["hidden"]), nn.ReLU(), Dropout(hp["dropout"])
         )
         self.lstm = nn.LSTM(hp["hidden"], hp["lstm_hidden"], num_layers=hp["lstm_layers"], batch_first=True,
                             bidirectional=True, dropout=hp["dropout"] if hp["lstm_layers"] > 1 else 0.0)
-        self.output = nn.Sequential(nn.Dropout(hp["dropout"]), nn.Linear(2 * hp["lstm_hidden"], self.n_outputs))
+        self.output = nn.Sequential(Dropout(hp["dropout"]), nn.Linear(2 * hp["lstm_hidden"], self.n_outputs))
 
     def forward(self, batch):
         """A sequence batch (see encoder.py; mask [B, T]) -> label scores [B, T, C]."""
@@ -53,7 +54,7 @@ def bidirectional_states(lstm, x, lengths):
     h0 = x.new_zeros(1, x.shape[0], lstm.hidden_size)
     for layer in range(lstm.num_layers):
         if layer:
-            x = nn.functional.dropout(x, lstm.dropout, lstm.training)
+            x = dropout(x, lstm.dropout, lstm.training)
         forward = one_direction(lstm, x, h0, f"_l{layer}")
         backward = one_direction(lstm, reversed_within(x, reverse), h0, f"_l{layer}_reverse")
         x = torch.cat([forward, reversed_within(backward, reverse)], dim=-1)

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..vocab import CHARS_EMB_ID
 from .base import LFModule
+from .dropout import Dropout
 from .encoder import InputEncoder
 
 
@@ -23,7 +24,7 @@ class CNNClassifier(LFModule):
     def __init__(self, arch):
         super().__init__(arch)
         self.encoder = InputEncoder(self.arch)
-        self.output = nn.Sequential(nn.Dropout(self.hp["dropout"]), nn.Linear(self.encoder.out_dim, self.n_outputs))
+        self.output = nn.Sequential(Dropout(self.hp["dropout"]), nn.Linear(self.encoder.out_dim, self.n_outputs))
 
     def list_layers(self, lists):
         """Convolutions of the widths and channels above for every list but the characters'."""

@@ -18,6 +18,7 @@ lists; fixed-length feature vectors get `VECTOR_HPARAMS` (`data_hparams`).
 from torch import nn
 
 from .base import LFModule
+from .dropout import Dropout
 from .encoder import InputEncoder, NaiveBayesBag
 
 
@@ -38,10 +39,10 @@ class MLP(LFModule):
     def __init__(self, arch):
         super().__init__(arch)
         self.encoder = InputEncoder(arch)
-        layers = [nn.Dropout(self.hp["input_dropout"])]
+        layers = [Dropout(self.hp["input_dropout"])]
         width = self.encoder.out_dim
         for _ in range(self.hp["layers"]):
-            layers += [nn.Linear(width, self.hp["hidden"]), nn.ReLU(), nn.Dropout(self.hp["dropout"])]
+            layers += [nn.Linear(width, self.hp["hidden"]), nn.ReLU(), Dropout(self.hp["dropout"])]
             width = self.hp["hidden"]
         layers.append(nn.Linear(width, self.n_outputs))
         self.layers = nn.Sequential(*layers)

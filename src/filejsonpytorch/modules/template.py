@@ -25,6 +25,7 @@ Hyper-parameters in `hparams` can be changed without editing code:
 from torch import nn
 
 from filejsonpytorch.modules.base import LFModule
+from filejsonpytorch.modules.dropout import Dropout
 from filejsonpytorch.modules.encoder import InputEncoder
 
 
@@ -34,7 +35,7 @@ class TemplateNet(LFModule):
     def __init__(self, arch):
         super().__init__(arch)
         self.encoder = InputEncoder(self.arch)  # self.arch: with this module's list_layers
-        self.hidden = nn.Sequential(nn.Linear(self.encoder.out_dim, self.hp["hidden"]), nn.ReLU(), nn.Dropout(self.hp["dropout"]))
+        self.hidden = nn.Sequential(nn.Linear(self.encoder.out_dim, self.hp["hidden"]), nn.ReLU(), Dropout(self.hp["dropout"]))
         self.output = nn.Linear(self.hp["hidden"], self.n_outputs)
 
     def forward(self, batch):
