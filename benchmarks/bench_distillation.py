@@ -2,9 +2,9 @@
 neither trained on (nested cross-validation).
 
     python benchmarks/bench_distillation.py                   # class-ionosphere and abalone-train, seeds 1 2, about 8 minutes
-    python benchmarks/bench_distillation.py --datasets abalone-train --seeds 1 2 3
+    python benchmarks/bench_distillation.py --datasets abalone-train --seeds 1 2 3 [--outer-folds K]
 
-Each export's lines are split into 5 outer folds (a random split, seeded per seed). For
+Each export's lines are split into 5 outer folds (or K) (a random split, seeded per seed). For
 each outer fold the default training command runs on the other four (`python -m
 filejsonpytorch.train ... --seed S`, so: a 5-fold cross-validation ensemble, then the
 network distilled from it) and both models are scored on the held-out fold with
@@ -26,13 +26,12 @@ import numpy as np
 
 from bench_workers import export_paths
 
-OUTER_FOLDS = 5
 PHASES = re.compile(r"time spent: .*training ([0-9.]+) s.*distillation ([0-9.]+) s")
 
 
-def outer_folds(lines, seed):
+def outer_folds(lines, seed, count):
     order = np.random.default_rng(100 + seed).permutation(len(lines))
-    return [set(fold.tolist()) for fold in np.array_split(order, OUTER_FOLDS)]
+    return [set(fold.tolist()) for fold in np.array_split(order, count)]
 
 
 def write_lines(path, lines):
@@ -77,6 +76,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["class-ionosphere", "abalone-train"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--outer-folds", type=int, default=5)
     options = parser.parse_args()
     print("| dataset | seed | held-out | ensemble (5 networks) | distilled (1 network) | training s | distillation s |")
     print("|---|---|---|---|---|---|---|")
@@ -86,7 +86,7 @@ def main():
             every = {"distilled": [], "ensemble": []}
             for seed in options.seeds:
                 folds, times = {"distilled": [], "ensemble": []}, []
-                for k, held_out in enumerate(outer_folds(lines, seed)):
+                for k, held_out in enumerate(outer_folds(lines, seed, options.outer_folds)):
                     reports, seconds = run_fold(name, lines, held_out, seed, Path(root) / f"{name}-s{seed}-f{k}")
                     for model in folds:
                         folds[model].append(reports[model])
