@@ -29,9 +29,10 @@ def parse(tmp_path, *args, yaml=None, yaml_name="FileJsonPyTorch.yaml"):
 
 def help_entries():
     """{option: its help text} from the trainer's --help."""
-    text = config.train_parser().format_help()
+    text = config.train_parser().format_help().split("options:", 1)[1]
+    text = re.sub(r"\n\S[^\n]*:\n", "\n", text)  # the groups' headings
     entries = {}
-    for block in re.split(r"\n(?=  -)", text.split("options:", 1)[1]):
+    for block in re.split(r"\n(?=  -)", text):
         name = re.search(r"--[a-z_]+", block)
         if name:
             entries[name.group()] = " ".join(block.split())

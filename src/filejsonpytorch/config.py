@@ -86,7 +86,15 @@ def train_parser():
                formatter_class=HelpFormatter)
     p.add_argument("metafile", help="the LF meta file, e.g. DATADIR/crvd.meta.json (the data file is found next to it)")
     p.add_argument("modelprefix", help="prefix of the model files to write, e.g. DATADIR/FileJsonPyTorch.model")
-    a = p.add_argument
+    _data_options(p.add_argument_group("the data and its validation part").add_argument)
+    _training_options(p.add_argument_group("training and its reports").add_argument)
+    _network_options(p.add_argument_group("the network").add_argument)
+    _device_options(p.add_argument_group("devices and processes").add_argument)
+    _run_options(p.add_argument_group("the run").add_argument)
+    return p
+
+
+def _data_options(a):
     a("--embs", default="", help="per embedding id: embid:embdims:embtrain:embminfreq:embfile,... (empty elements keep the feature spec)")
     a("--maxlens", default="", help="per n-gram attribute: attrnr:maxlen:shorten,... (shorten: left, right, both, middle; empty attrnr = all)")
     a("--valsize", type=positive_float, default=0.1, help="validation set: a fraction if < 1, else a number of instances")
@@ -94,10 +102,14 @@ def train_parser():
     a("--valeverybatches", type=positive_int, default=None, help="validate every N batches")
     a("--valeveryepochs", type=positive_int, default=1, help="validate every N epochs")
     a("--valeveryinstances", type=positive_int, default=None, help="validate every N training instances")
+
+
+def _training_options(a):
     a("--repeverybatches", type=positive_int, default=None, help="report training loss/accuracy every N batches (default: about 10 reports an epoch)")
     a("--repeveryinstances", type=positive_int, default=None, help="report every N training instances")
     a("--batchsize", type=positive_int, default=None, help="batch size (default: from the architecture, 32)")
     a("--maxepochs", type=positive_int, default=100, help="maximum number of epochs")
+    a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--es_patience", type=int, default=None,
       help="stop after N validations without improvement, 0: never stop early (default: 10; 5 for a validation "
            "set of 500 instances or more)")
@@ -105,6 +117,9 @@ def train_parser():
       help="what early stopping and the best model watch, for regression always loss "
            "(default: entity_f1 for chunk labels, else accuracy)")
     a("--stopfile", default=None, help="stop training gracefully when this file appears (default: DATADIR/STOP)")
+
+
+def _network_options(a):
     a("--module", default=None, help="network module: a file name in modules/ (default: chosen from the data)")
     a("--hparams", type=hparam_settings, default={}, metavar="NAME=VALUE,...",
       help="the module's hyper-parameters, e.g. hidden=100,dropout=0.3,widths=[2,3,4] (--notrain lists them)")
@@ -117,7 +132,6 @@ def train_parser():
       help="true/false: after --folds, train one network to answer as the K do, and apply it in their place "
            "(default: true where every input is a number or a one-hot value)")
     a("--arch", default=None, help="a JSON architecture file (as printed by training) to use instead of the generated one")
-    a("--learningrate", type=positive_float, default=None, help="Adam learning rate (default: from the architecture: 0.001, sequence tagging 0.002)")
     a("--emb_addwords", type=boolean, default=None,
       help="keep the words of an embeddings file that the training data lacks, so application covers them (default: only for emb_train mapping)")
     a("--chars", type=boolean, default=True, help="add a character CNN for word-like features (large vocabularies)")
@@ -126,6 +140,9 @@ def train_parser():
            "so they are left out unless you fill them yourself")
     a("--ngram_layer", choices=["mean", "cnn", "lstm"], default=None,
       help="layer for n-gram (list) features in the generated network (default: mean for classification, cnn otherwise)")
+
+
+def _device_options(a):
     a("--cuda", type=boolean, default=None, help="true/false: force GPU use on/off; default: use a GPU if one is usable")
     a("--amp", choices=["off", "bf16", "fp16"], default="off",
       help="mixed precision on a GPU: bf16, or fp16 with a gradient scaler; refused on a CPU")
@@ -134,13 +151,15 @@ def train_parser():
     a("--workers", type=positive_int, default=None,
       help="train the networks of --folds in up to N processes at once, with the same results as one "
            "after another (1); default: one per two CPU cores, at most one per network")
+
+
+def _run_options(a):
     a("--seed", type=int, default=1, help="random seed: the same seed on the same data gives the same model")
     a("--noshuffle", action="store_true", help="do not shuffle the training data")
     a("--resume", action="store_true", help="continue training the saved model")
     a("--notrain", action="store_true", help="build, show and save the untrained network, then exit")
     a("--nocreate", action="store_true", help="do not even build the network; exit")
     a("--debug", action="store_true", help="more logging, and tracebacks on errors")
-    return p
 
 
 def train_defaults():
