@@ -21,7 +21,7 @@ from filejsonpytorch.batches import TensorData
 from filejsonpytorch.install import install
 from filejsonpytorch.config import parse_train_args
 from filejsonpytorch.model_io import read_model
-from filejsonpytorch.modules.bilstm_tagger import bidirectional_states
+from filejsonpytorch.modules.bilstm import bidirectional_states, final_states
 from filejsonpytorch.modules.dropout import Dropout
 from filejsonpytorch.modules.encoder import ListCNN, NaiveBayesBag, by_length, convolve
 from filejsonpytorch.train import main as train_main
@@ -235,6 +235,23 @@ def test_bidirectional_states_are_those_of_packed_sequences_with_their_gradients
     states = bidirectional_states(lstm, x, lengths)[real]
     grads = torch.autograd.grad(states.square().sum(), [x, *lstm.parameters()])
     assert torch.allclose(states, expected, atol=1e-6)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [4, 1])
+def test_final_states_are_the_packed_lstms_with_their_gradients(rows):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True).eval()
+    x = torch.randn(rows, 7, 6, requires_grad=True)
+    lengths = torch.tensor([7, 3, 1, 5])[-rows:]  # one row alone: padded all the same
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    h = lstm(packed)[1][0]
+    expected = torch.cat([h[-2], h[-1]], dim=-1)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *lstm.parameters()])
+    final = final_states(lstm, x, lengths)
+    grads = torch.autograd.grad(final.square().sum(), [x, *lstm.parameters()])
+    assert torch.allclose(final, expected, atol=1e-6)
     for grad, expected_grad in zip(grads, expected_grads):
         assert torch.allclose(grad, expected_grad, atol=1e-5)
 

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..vocab import CHARS_EMB_ID
+from .bilstm import final_states
 
 #: words whose character vectors a serving encoder remembers before it starts afresh
 MEMO_LIMIT = 100_000
@@ -172,7 +173,8 @@ class NaiveBayesBag(nn.Module):
 
 
 class ListLSTM(nn.Module):
-    """A BiLSTM over the list; the final states of both directions."""
+    """A BiLSTM over the list; the final states of both directions (in fused kernels, as
+    `bilstm.final_states` computes them)."""
 
     def __init__(self, dims, hidden):
         super().__init__()
@@ -182,9 +184,7 @@ class ListLSTM(nn.Module):
     def forward(self, vectors, mask):
         """vectors [N, L, dims], mask bool [N, L] -> [N, 2 * hidden]; zeros for an empty list."""
         lengths = mask.sum(-1)
-        packed = nn.utils.rnn.pack_padded_sequence(vectors, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)
-        final = torch.cat([h[-2], h[-1]], dim=-1)
+        final = final_states(self.lstm, vectors, lengths.clamp(min=1))
         return final * (lengths > 0).unsqueeze(-1)
 
 
