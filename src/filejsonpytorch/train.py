@@ -9,7 +9,7 @@ The parts, in the order a run meets them (all in `training/`):
   data.py          the training data, the validation data and the split between them
   trainer.py       one network: the epoch loop, validation, early stopping, its hooks
   adam.py          its optimizer: torch's Adam, without torch.optim's start-up
-  allocator.py     freed memory kept for the next step (glibc's malloc)
+  cpu.py           freed memory kept for reuse, subnormal numbers flushed to zero
   crossval.py      K networks by cross-validation, each trained by the same trainer
   workers.py       ... in up to --workers processes at once
   distributed.py   one network on several processes (torchrun, DistributedDataParallel)
@@ -37,7 +37,7 @@ from .config import parse_train_args
 from .errors import EnvironmentProblem, UsageError
 from .logs import run_main, setup_logging
 from .training import distributed
-from .training.allocator import keep_freed_memory
+from .training.cpu import prepare_cpu
 from .training.crossval import CrossValidation
 from .training.data import training_data
 from .training.phases import PHASES
@@ -68,7 +68,7 @@ def train(args):
     setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log" if main else None)
     if not main:
         log.setLevel(logging.ERROR)  # rank 0 tells what all ranks do
-    keep_freed_memory()
+    prepare_cpu()
     if args.from_yaml:
         log.info("options from %s: %s", args.yaml_file, ", ".join(f"{k}={v}" for k, v in args.from_yaml.items()))
     torch.manual_seed(args.seed)

@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 from ..errors import EnvironmentProblem, UserError
 from ..logs import setup_logging
 from ..network import build_network
-from .allocator import keep_freed_memory
+from .cpu import prepare_cpu
 from .crossval import available_cores, train_fold
 from .phases import PHASES
 from .stop import StopRequest, stop_file
@@ -154,8 +154,8 @@ def worker_main(jobs, events, stopping, threads, debug, parent):
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
     threading.Thread(target=end_with, args=(parent,), daemon=True).start()
+    prepare_cpu()
     torch.set_num_threads(threads)
-    keep_freed_memory()
     relay = Relay(events)
     for job, state, temperature, device in iter(jobs.get, None):
         setup_worker_logging(events, f"network {job.index + 1} of {job.folds}", debug)

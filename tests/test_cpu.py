@@ -1,4 +1,5 @@
-"""Freed memory kept for the next step (training/allocator.py): steps stop page-faulting."""
+"""The training process's CPU settings (training/cpu.py): steps stop page-faulting, and
+subnormal numbers are zeros in every thread."""
 
 import platform
 import subprocess
@@ -13,7 +14,7 @@ from conftest import train_env
 STEPS = """
 import resource, sys, torch
 from filejsonpytorch.training.adam import Adam
-from filejsonpytorch.training.allocator import keep_freed_memory
+from filejsonpytorch.training.cpu import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 torch.set_num_threads(1)
@@ -32,9 +33,21 @@ for _ in range(30):
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 30)
 """
 
+# Adam's first moment of a weight without gradient, shrunk into the subnormal range, in a
+# tensor large enough that torch splits the product between its threads
+SUBNORMALS = """
+import sys, torch
+from filejsonpytorch.training.cpu import prepare_cpu
+if sys.argv[1] == "prepare":
+    prepare_cpu()
+torch.set_num_threads(2)
+moments = torch.full((2_000_000,), 2e-38) * 0.5
+print(int((moments * 0.9 != 0).sum()))
+"""
 
-def faults_per_step(mode):
-    done = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, env=train_env(),
+
+def run(program, mode):
+    done = subprocess.run([sys.executable, "-c", program, mode], capture_output=True, text=True, env=train_env(),
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return float(done.stdout)
@@ -42,12 +55,18 @@ def faults_per_step(mode):
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_a_large_embeddings_steps_reuse_freed_memory_instead_of_faulting_in_new_pages():
-    default, kept = faults_per_step("default"), faults_per_step("keep")
+    default, kept = run(STEPS, "default"), run(STEPS, "keep")
     assert default > 500  # the gradient's and Adam's 6 MB blocks, new pages every step
     assert kept < default / 10
 
 
 def test_another_c_library_is_left_as_it_is(monkeypatch):
-    from filejsonpytorch.training import allocator
-    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("", ""))
-    assert allocator.keep_freed_memory() is False
+    from filejsonpytorch.training import cpu
+    monkeypatch.setattr(cpu.platform, "libc_ver", lambda: ("", ""))
+    assert cpu.keep_freed_memory() is False
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="flushing is x86's (SSE) here")
+def test_subnormal_numbers_are_zeros_in_every_thread_of_a_prepared_process():
+    assert run(SUBNORMALS, "default") == 2_000_000
+    assert run(SUBNORMALS, "prepare") == 0
