@@ -1,5 +1,6 @@
-"""Two settings of the CPU's process that make training steps cheaper and change no weight
-(benchmarks/README.md, "Page faults and subnormal numbers"); `prepare_cpu` makes both.
+"""Two settings of the training process that make its steps cheaper; neither changed a
+trained weight on any shared export (benchmarks/README.md, "Page faults and subnormal
+numbers"). `prepare_cpu` makes both.
 
 Freed memory kept (glibc's malloc). Torch takes a CPU tensor's memory from `malloc`. glibc
 serves a large block from pages it maps for that block alone and unmaps when it is freed,
