@@ -1,5 +1,5 @@
 """The training process's CPU settings (training/cpu.py): steps stop page-faulting, and
-subnormal numbers are zeros in every thread."""
+subnormal numbers are zeros in every thread while training runs, and only then."""
 
 import platform
 import subprocess
@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import train_env
+from filejsonpytorch.training.cpu import cpu_settings
 
 # an embedding the size of sentence polarity's, stepped as the trainer steps it; prints the
 # minor page faults per step
@@ -37,12 +38,12 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 30)
 # tensor large enough that torch splits the product between its threads
 SUBNORMALS = """
 import sys, torch
-from filejsonpytorch.training.cpu import prepare_cpu
-if sys.argv[1] == "prepare":
-    prepare_cpu()
-torch.set_num_threads(2)
-moments = torch.full((2_000_000,), 2e-38) * 0.5
-print(int((moments * 0.9 != 0).sum()))
+from contextlib import nullcontext
+from filejsonpytorch.training.cpu import cpu_settings
+with cpu_settings() if sys.argv[1] == "training" else nullcontext():
+    torch.set_num_threads(2)
+    moments = torch.full((2_000_000,), 2e-38) * 0.5
+    print(int((moments * 0.9 != 0).sum()))
 """
 
 
@@ -66,7 +67,18 @@ def test_another_c_library_is_left_as_it_is(monkeypatch):
     assert cpu.keep_freed_memory() is False
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="flushing is x86's (SSE) here")
-def test_subnormal_numbers_are_zeros_in_every_thread_of_a_prepared_process():
+X86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="flushing is x86's (SSE) here")
+
+
+@X86
+def test_subnormal_numbers_are_zeros_in_every_thread_while_training():
     assert run(SUBNORMALS, "default") == 2_000_000
-    assert run(SUBNORMALS, "prepare") == 0
+    assert run(SUBNORMALS, "training") == 0
+
+
+@X86
+def test_the_thread_gets_subnormal_numbers_back_when_training_ends():
+    tiny = float("1e-310")  # subnormal in Python's float (a double) too
+    with cpu_settings():
+        assert tiny * 3.0 == 0.0
+    assert tiny * 3.0 == 3e-310

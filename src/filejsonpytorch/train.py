@@ -37,7 +37,7 @@ from .config import parse_train_args
 from .errors import EnvironmentProblem, UsageError
 from .logs import run_main, setup_logging
 from .training import distributed
-from .training.cpu import prepare_cpu
+from .training.cpu import cpu_settings
 from .training.crossval import CrossValidation
 from .training.data import training_data
 from .training.phases import PHASES
@@ -68,13 +68,12 @@ def train(args):
     setup_logging(args.debug, logfile=f"{args.modelprefix}.train.log" if main else None)
     if not main:
         log.setLevel(logging.ERROR)  # rank 0 tells what all ranks do
-    prepare_cpu()
     if args.from_yaml:
         log.info("options from %s: %s", args.yaml_file, ", ".join(f"{k}={v}" for k, v in args.from_yaml.items()))
     torch.manual_seed(args.seed)
     device = choose_device(args.cuda)
     check_amp(args.amp, device)
-    with distributed.session(group, device) as device:
+    with cpu_settings(), distributed.session(group, device) as device:
         return train_on(args, device, group, main)
 
 

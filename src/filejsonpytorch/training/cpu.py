@@ -1,6 +1,6 @@
 """Two settings of the training process that make its steps cheaper; neither changed a
 trained weight on any shared export (benchmarks/README.md, "Page faults and subnormal
-numbers"). `prepare_cpu` makes both.
+numbers"). `cpu_settings()` makes both for the time training runs.
 
 Freed memory kept (glibc's malloc). Torch takes a CPU tensor's memory from `malloc`. glibc
 serves a large block from pages it maps for that block alone and unmaps when it is freed,
@@ -16,12 +16,17 @@ Subnormal numbers flushed to zero. Adam's first moment of a weight whose gradien
 after about 750 steps falls below float32's smallest normal number, 1.2e-38. The CPU
 computes with such subnormal numbers many times slower than with others, so epochs grew
 longer as training went on. As zeros they move no weight: a step of lr × 1e-38 / eps is
-far below a float32 ulp of any weight that is not itself next to 0.
+far below a float32 ulp of any weight that is not itself next to 0. The mode is the
+thread's: torch's threads started after it inherit it, and Python's own float arithmetic
+follows it too. It is put back when training ends, so a program that trains inside its own
+process gets subnormal numbers back in that thread (torch's threads started meanwhile go
+on flushing).
 """
 
 import ctypes
 import logging
 import platform
+from contextlib import contextmanager
 
 import torch
 
@@ -36,10 +41,16 @@ MMAP_THRESHOLDS = (2 ** 30, 32 * 2 ** 20)
 TRIM_THRESHOLD = 2 ** 31 - 1
 
 
-def prepare_cpu():
-    """Both settings, before torch starts its threads (they inherit the flushing mode)."""
-    kept, flushed = keep_freed_memory(), flush_subnormals()
+@contextmanager
+def cpu_settings():
+    """Both settings while the block runs; enter it before torch starts its threads."""
+    kept, flushed = keep_freed_memory(), torch.set_flush_denormal(True)
     log.debug("freed memory kept for reuse: %s; subnormal numbers flushed to zero: %s", kept, flushed)
+    try:
+        yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
 
 
 def keep_freed_memory():
@@ -49,8 +60,3 @@ def keep_freed_memory():
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     return (mallopt is not None and any(mallopt(M_MMAP_THRESHOLD, value) == 1 for value in MMAP_THRESHOLDS)
             and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
-
-
-def flush_subnormals():
-    """-> whether this CPU now computes subnormal float results and inputs as zeros."""
-    return torch.set_flush_denormal(True)

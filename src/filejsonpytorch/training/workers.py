@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 from ..errors import EnvironmentProblem, UserError
 from ..logs import setup_logging
 from ..network import build_network
-from .cpu import prepare_cpu
+from .cpu import cpu_settings
 from .crossval import available_cores, train_fold
 from .phases import PHASES
 from .stop import StopRequest, stop_file
@@ -154,8 +154,13 @@ def worker_main(jobs, events, stopping, threads, debug, parent):
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
     threading.Thread(target=end_with, args=(parent,), daemon=True).start()
-    prepare_cpu()
-    torch.set_num_threads(threads)
+    with cpu_settings():
+        torch.set_num_threads(threads)
+        train_jobs(jobs, events, stopping, debug)
+
+
+def train_jobs(jobs, events, stopping, debug):
+    """Trains each network handed out on `jobs` until the main process sends None."""
     relay = Relay(events)
     for job, state, temperature, device in iter(jobs.get, None):
         setup_worker_logging(events, f"network {job.index + 1} of {job.folds}", debug)
